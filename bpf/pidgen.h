@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Records shared by the BPF programs (pidgen.bpf.c) and the native loader
+ * (native/). Both sides compile this file, so it includes nothing from the
+ * kernel or libc: plain C integer types only, with sizes fixed by layout.
+ */
+#ifndef PIDGEN_H
+#define PIDGEN_H
+
+/*
+ * Bumped whenever a record below changes shape. `pidgen pin` stores it next
+ * to pinned maps so a newer pidgen refuses an incompatible older pin.
+ */
+#define PIDGEN_LAYOUT_VERSION 1
+
+/* Deepest PID namespace nesting the kernel allows (MAX_PID_NS_LEVEL). */
+#define PIDGEN_MAX_NS_LEVEL 32
+
+/* Namespaces tracked at once; a new one is refused (and counted) past this. */
+#define PIDGEN_MAX_NAMESPACES 16384
+
+/* pidgen_ns_counter.flags */
+/* First allocation seen here had nr > 1: what came before is unknown, so the
+ * record starts with a conservative bump instead of a silent baseline. */
+#define PIDGEN_NS_FIRST_SEEN_LATE 0x1u
+/* lastNr was seeded from ns_last_pid by the loader when the guard opened. */
+#define PIDGEN_NS_SEEDED 0x2u
+
+/* Value of the ns_counters map, keyed by the PID namespace inode number. */
+struct pidgen_ns_counter {
+	unsigned long long generation;   /* bumps: an nr not above the previous one */
+	unsigned long long allocations;  /* PID numbers allocated in this namespace */
+	unsigned long long bumped_at_ns; /* CLOCK_BOOTTIME of the latest bump, 0 if none */
+	unsigned int last_nr;            /* most recently recorded nr */
+	unsigned int flags;              /* PIDGEN_NS_* */
+};
+
+/* Loader-visible health counters (in .bss). Any change during a window means
+ * the window cannot be vouched for. */
+struct pidgen_stats {
+	unsigned long long ns_map_full;  /* a namespace could not get a record */
+	unsigned long long read_errors;  /* a kernel read failed mid-walk of pid levels */
+};
+
+#endif /* PIDGEN_H */

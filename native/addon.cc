@@ -1,0 +1,240 @@
+// N-API glue: plain data in and out, one method per loader operation.
+// Argument checking and defaults live in src/native/; this file still checks
+// types and state, because a wrong call must throw, not crash the process.
+#include <napi.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "loader.h"
+
+namespace {
+
+using pidgen_native::Guard;
+using pidgen_native::LoaderError;
+
+// One loaded guard, shared by its JS handle and the environment's list, so
+// whichever of close(), garbage collection or environment teardown comes
+// first releases it, and the others find it already gone.
+struct GuardSlot {
+  std::unique_ptr<Guard> guard;
+};
+
+// Per-environment state. Its destructor runs at environment teardown (the
+// main thread exiting, or a worker ending) and closes every guard still open,
+// so no program outlives the environment that loaded it.
+struct AddonData {
+  Napi::FunctionReference error_class;
+  Napi::FunctionReference handle_ctor;
+  std::vector<std::shared_ptr<GuardSlot>> slots;
+  ~AddonData() {
+    for (auto& slot : slots) slot->guard.reset();
+  }
+};
+
+// Throws the TS-defined PidgenError (set by setErrorClass) carrying code, op,
+// errno and the attach point or map; falls back to a plain Error before then.
+[[noreturn]] void ThrowPidgenError(Napi::Env env, const std::string& message, const std::string& code,
+                                   const std::string& op, int err, const std::string& target,
+                                   const std::string& log) {
+  AddonData* data = env.GetInstanceData<AddonData>();
+  Napi::Object details = Napi::Object::New(env);
+  details.Set("code", code);
+  details.Set("op", op);
+  if (err != 0) {
+    details.Set("errno", err);
+    details.Set("errnoName", pidgen_native::ErrnoName(err));
+  }
+  if (!target.empty()) details.Set("target", target);
+  if (!log.empty()) details.Set("log", log);
+  if (data != nullptr && !data->error_class.IsEmpty()) {
+    Napi::Object error = data->error_class.New({Napi::String::New(env, message), details});
+    throw Napi::Error(env, error);
+  }
+  throw Napi::Error::New(env, message);
+}
+
+[[noreturn]] void ThrowLoaderError(Napi::Env env, const LoaderError& e) {
+  std::string message = e.op + " " + e.target + ": " + pidgen_native::ErrnoName(e.err) + " (" +
+                        std::string(strerror(e.err)) + ")";
+  ThrowPidgenError(env, message, pidgen_native::ErrnoName(e.err), e.op, e.err, e.target, e.log);
+}
+
+Napi::Object CounterToObject(Napi::Env env, uint32_t inum, const pidgen_ns_counter& c) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("inum", Napi::Number::New(env, inum));
+  o.Set("generation", Napi::BigInt::New(env, static_cast<uint64_t>(c.generation)));
+  o.Set("allocations", Napi::BigInt::New(env, static_cast<uint64_t>(c.allocations)));
+  o.Set("bumpedAtNs", Napi::BigInt::New(env, static_cast<uint64_t>(c.bumped_at_ns)));
+  o.Set("lastNr", Napi::Number::New(env, c.last_nr));
+  o.Set("flags", Napi::Number::New(env, c.flags));
+  return o;
+}
+
+uint32_t Uint32Arg(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  if (info.Length() <= index || !info[index].IsNumber()) {
+    ThrowPidgenError(info.Env(), std::string(name) + " must be a number", "EINVAL", "argument", EINVAL,
+                     "", "");
+  }
+  double value = info[index].As<Napi::Number>().DoubleValue();
+  if (!(value >= 0 && value <= 4294967295.0) || value != static_cast<uint32_t>(value)) {
+    ThrowPidgenError(info.Env(), std::string(name) + " must be an unsigned 32-bit integer", "EINVAL",
+                     "argument", EINVAL, "", "");
+  }
+  return static_cast<uint32_t>(value);
+}
+
+class GuardHandle : public Napi::ObjectWrap<GuardHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "GuardHandle",
+                       {
+                           InstanceAccessor<&GuardHandle::Attach>("attach"),
+                           InstanceAccessor<&GuardHandle::Closed>("closed"),
+                           InstanceMethod<&GuardHandle::ReadAll>("readAll"),
+                           InstanceMethod<&GuardHandle::Read>("read"),
+                           InstanceMethod<&GuardHandle::Seed>("seed"),
+                           InstanceMethod<&GuardHandle::Stats>("stats"),
+                           InstanceMethod<&GuardHandle::Close>("close"),
+                       });
+  }
+
+  // Constructed only by open(): JS cannot make one by hand.
+  explicit GuardHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GuardHandle>(info) {
+    if (info.Length() != 1 || !info[0].IsExternal()) {
+      ThrowPidgenError(info.Env(), "GuardHandle is created by open()", "EINVAL", "construct", EINVAL, "",
+                       "");
+    }
+    auto* slot = info[0].As<Napi::External<std::shared_ptr<GuardSlot>>>().Data();
+    slot_ = *slot;
+  }
+
+  ~GuardHandle() override {
+    if (slot_) slot_->guard.reset();
+  }
+
+ private:
+  Guard* Live(Napi::Env env, const char* op) {
+    if (!slot_ || !slot_->guard) {
+      ThrowPidgenError(env, std::string(op) + ": guard is closed", "EBADF", op, EBADF, "", "");
+    }
+    return slot_->guard.get();
+  }
+
+  bool IsOpen() const { return slot_ && slot_->guard; }
+
+  Napi::Value Attach(const Napi::CallbackInfo& info) {
+    return IsOpen() ? Napi::String::New(info.Env(), slot_->guard->attach()) : info.Env().Null();
+  }
+
+  Napi::Value Closed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !IsOpen()); }
+
+  Napi::Value ReadAll(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<pidgen_native::NamespaceCounter> counters;
+    LoaderError error;
+    if (!Live(env, "readAll")->ReadAll(&counters, &error)) ThrowLoaderError(env, error);
+    Napi::Array result = Napi::Array::New(env, counters.size());
+    for (size_t i = 0; i < counters.size(); i++) {
+      result.Set(i, CounterToObject(env, counters[i].inum, counters[i].counter));
+    }
+    return result;
+  }
+
+  // Returns null when the namespace has no record yet.
+  Napi::Value Read(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t inum = Uint32Arg(info, 0, "inum");
+    pidgen_ns_counter counter;
+    LoaderError error;
+    if (!Live(env, "read")->Read(inum, &counter, &error)) {
+      if (error.err == ENOENT) return env.Null();
+      ThrowLoaderError(env, error);
+    }
+    return CounterToObject(env, inum, counter);
+  }
+
+  Napi::Value Seed(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t inum = Uint32Arg(info, 0, "inum");
+    uint32_t last_nr = Uint32Arg(info, 1, "lastNr");
+    bool stored = false;
+    LoaderError error;
+    if (!Live(env, "seed")->Seed(inum, last_nr, &stored, &error)) ThrowLoaderError(env, error);
+    return Napi::Boolean::New(env, stored);
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    pidgen_stats stats = Live(env, "stats")->Stats();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("nsMapFull", Napi::BigInt::New(env, static_cast<uint64_t>(stats.ns_map_full)));
+    o.Set("readErrors", Napi::BigInt::New(env, static_cast<uint64_t>(stats.read_errors)));
+    return o;
+  }
+
+  // Closing twice is safe; after close every read throws EBADF.
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (slot_) slot_->guard.reset();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<GuardSlot> slot_;
+};
+
+// open({ attach: "fexit" | "tp_btf" | "raw_tp", verbose?: boolean })
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) {
+    ThrowPidgenError(env, "open: options object required", "EINVAL", "open", EINVAL, "", "");
+  }
+  Napi::Object options = info[0].As<Napi::Object>();
+  Napi::Value attach = options.Get("attach");
+  if (!attach.IsString()) ThrowPidgenError(env, "open: options.attach must be a string", "EINVAL", "open", EINVAL, "", "");
+  bool verbose = options.Get("verbose").ToBoolean().Value();
+
+  LoaderError error;
+  Guard* guard = Guard::Open(attach.As<Napi::String>().Utf8Value(), verbose, &error);
+  if (guard == nullptr) ThrowLoaderError(env, error);
+
+  AddonData* data = env.GetInstanceData<AddonData>();
+  // Drop slots already released, so a long-lived process that opens and
+  // closes many guards does not grow this list.
+  std::erase_if(data->slots, [](const std::shared_ptr<GuardSlot>& slot) { return !slot->guard; });
+  auto slot = std::make_shared<GuardSlot>();
+  slot->guard.reset(guard);
+  data->slots.push_back(slot);
+  return data->handle_ctor.New({Napi::External<std::shared_ptr<GuardSlot>>::New(env, &slot)});
+}
+
+// setErrorClass(PidgenError): errors thrown from here are instances of the
+// TS class, so callers can test `instanceof` and read `code`.
+Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsFunction()) {
+    ThrowPidgenError(env, "setErrorClass: a constructor is required", "EINVAL", "setErrorClass", EINVAL, "", "");
+  }
+  env.GetInstanceData<AddonData>()->error_class = Napi::Persistent(info[0].As<Napi::Function>());
+  return env.Undefined();
+}
+
+Napi::Value LibbpfVersion(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), pidgen_native::LibbpfVersion());
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  data->handle_ctor = Napi::Persistent(GuardHandle::Define(env));
+  env.SetInstanceData<AddonData>(data);
+  exports.Set("open", Napi::Function::New<Open>(env, "open"));
+  exports.Set("setErrorClass", Napi::Function::New<SetErrorClass>(env, "setErrorClass"));
+  exports.Set("libbpfVersion", Napi::Function::New<LibbpfVersion>(env, "libbpfVersion"));
+  exports.Set("layoutVersion", Napi::Number::New(env, PIDGEN_LAYOUT_VERSION));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(pidgen, Init)

@@ -1,0 +1,267 @@
+/**
+ * The BPF guard: pidgen's emulation of the never-merged `/proc/pid_gen`.
+ *
+ * A BPF program on the PID allocation path keeps, per PID namespace, a
+ * `generation` that goes up whenever a PID number is handed out that is not
+ * greater than the previous one there (cyclic wrap, clone3 set_tid, a write
+ * to ns_last_pid). Read it before and after a /proc walk: if it did not move,
+ * no PID in that namespace can have been given to a new task in between.
+ */
+import { PidgenError } from '../errors.js';
+import { canLoadTracingBpf, effectiveCapabilities, missingBpfCapabilities } from '../host/capabilities.js';
+import { hasVmlinuxBtf, VMLINUX_BTF_PATH } from '../host/kernel.js';
+import { ownPidNamespace, procPidNamespace, readNsLastPid } from '../host/pidns.js';
+import { nativeAddon, type AttachKind, type NativeCounter, type NativeGuardHandle } from '../native/addon.js';
+
+export type { AttachKind } from '../native/addon.js';
+
+/** Attach points in the order `attach: 'auto'` tries them (DESIGN.md). */
+export const ATTACH_ORDER: readonly AttachKind[] = ['fexit', 'tp_btf', 'raw_tp'];
+
+/** The kernel hook each attach kind uses, as libbpf and bpftool name it. */
+export const ATTACH_POINTS: Readonly<Record<AttachKind, string>> = {
+  fexit: 'fexit/alloc_pid',
+  tp_btf: 'tp_btf/task_newtask',
+  raw_tp: 'raw_tp/task_newtask',
+};
+
+// pidgen_ns_counter.flags, bpf/pidgen.h
+const FLAG_FIRST_SEEN_LATE = 0x1;
+const FLAG_SEEDED = 0x2;
+
+export interface GuardOptions {
+  /**
+   * Which attach point(s) to try: `'auto'` (default) tries fexit, tp_btf,
+   * raw_tp in that order; a kind or list restricts the choice.
+   */
+  attach?: 'auto' | AttachKind | readonly AttachKind[];
+  /** The /proc whose namespace is the scanning namespace. Default `/proc`. */
+  procRoot?: string;
+  /** Print libbpf's and the verifier's messages on stderr. */
+  verbose?: boolean;
+  /** Where to look for the kernel's BTF. Default `/sys/kernel/btf/vmlinux`. */
+  btfPath?: string;
+}
+
+/** One PID namespace's counter. */
+export interface NamespaceCounter {
+  /** Namespace inode number, as in `readlink /proc/<pid>/ns/pid`. */
+  inum: number;
+  /** Times a PID number here was not greater than the one before it. */
+  generation: bigint;
+  /** PID numbers allocated here since the guard was attached. */
+  allocations: bigint;
+  /** The most recently allocated PID number seen here. */
+  lastNr: number;
+  /** CLOCK_BOOTTIME nanoseconds of the latest bump; 0n if none. */
+  bumpedAtNs: bigint;
+  /** lastNr was seeded from ns_last_pid when the guard opened. */
+  seeded: boolean;
+  /**
+   * The namespace was first seen after it had allocated other PIDs, so its
+   * counter started with a conservative bump instead of a guessed baseline.
+   */
+  firstSeenLate: boolean;
+}
+
+/** An attach point that was tried and refused, and why. */
+export interface AttachRefusal {
+  attach: string;
+  /** errno name or pidgen code, e.g. `EPERM`. */
+  code: string;
+  errno?: number;
+  message: string;
+}
+
+function toCounter(raw: NativeCounter): NamespaceCounter {
+  return {
+    inum: raw.inum,
+    generation: raw.generation,
+    allocations: raw.allocations,
+    lastNr: raw.lastNr,
+    bumpedAtNs: raw.bumpedAtNs,
+    seeded: (raw.flags & FLAG_SEEDED) !== 0,
+    firstSeenLate: (raw.flags & FLAG_FIRST_SEEN_LATE) !== 0,
+  };
+}
+
+function attachList(attach: GuardOptions['attach']): readonly AttachKind[] {
+  if (attach === undefined || attach === 'auto') return ATTACH_ORDER;
+  const list = typeof attach === 'string' ? [attach] : attach;
+  for (const kind of list) {
+    if (!ATTACH_ORDER.includes(kind)) {
+      throw new PidgenError(`open guard: unknown attach point '${String(kind)}' (expected ${ATTACH_ORDER.join(', ')})`, {
+        code: 'EINVAL',
+        op: 'open guard',
+      });
+    }
+  }
+  if (list.length === 0) throw new PidgenError('open guard: empty attach list', { code: 'EINVAL', op: 'open guard' });
+  return list;
+}
+
+/** Fails early, with advice, where the kernel would refuse anyway. */
+function preflight(btfPath: string): void {
+  if (process.platform !== 'linux') {
+    throw new PidgenError(`open guard: pidgen needs Linux, this is ${process.platform}`, {
+      code: 'ENOSYS',
+      op: 'open guard',
+    });
+  }
+  if (!hasVmlinuxBtf(btfPath)) {
+    throw new PidgenError(`open guard: no kernel BTF at ${btfPath}`, {
+      code: 'ENOBTF',
+      op: 'open guard',
+      target: btfPath,
+      hint: 'pidgen\'s BPF guard needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distribution kernels since 5.8 are)',
+    });
+  }
+  const held = effectiveCapabilities();
+  if (!canLoadTracingBpf(held)) {
+    const missing = missingBpfCapabilities(held);
+    throw new PidgenError(`open guard: not permitted to load BPF programs (missing ${missing.join(' and ')})`, {
+      code: 'EPERM',
+      op: 'open guard',
+      hint: 'run as root (e.g. `sudo npx pidgen ...`), or grant CAP_BPF and CAP_PERFMON',
+    });
+  }
+}
+
+export class Guard implements Disposable {
+  /** The attach point in use, e.g. `tp_btf/task_newtask`. */
+  readonly attach: string;
+  /** Attach points tried before this one and why each was refused. */
+  readonly refused: readonly AttachRefusal[];
+  /** The scanning namespace: the one the guard's /proc lists. */
+  readonly namespace: number;
+  /** The ns_last_pid value the scanning namespace was seeded with, if the seed won. */
+  readonly seededLastNr: number | undefined;
+
+  #handle: NativeGuardHandle;
+
+  private constructor(handle: NativeGuardHandle, refused: AttachRefusal[], namespace: number, seeded: number | undefined) {
+    this.#handle = handle;
+    this.attach = ATTACH_POINTS[handle.attach as AttachKind];
+    this.refused = refused;
+    this.namespace = namespace;
+    this.seededLastNr = seeded;
+  }
+
+  /**
+   * Loads and attaches the counter, trying attach points in order.
+   * Throws {@link PidgenError}: `EPERM` without privileges, `ENOBTF` without
+   * kernel BTF, `ENOATTACH` when every attach point was refused.
+   */
+  static open(options: GuardOptions = {}): Guard {
+    const kinds = attachList(options.attach);
+    const procRoot = options.procRoot ?? '/proc';
+    preflight(options.btfPath ?? VMLINUX_BTF_PATH);
+    const addon = nativeAddon();
+    const namespace = procPidNamespace(procRoot);
+
+    const refused: AttachRefusal[] = [];
+    let lastLog: string | undefined;
+    let handle: NativeGuardHandle | undefined;
+    for (const kind of kinds) {
+      try {
+        handle = addon.open({ attach: kind, verbose: options.verbose ?? false });
+        break;
+      } catch (error) {
+        if (!(error instanceof PidgenError)) throw error;
+        lastLog = error.log;
+        refused.push({
+          attach: ATTACH_POINTS[kind],
+          code: error.code,
+          ...(error.errno !== undefined ? { errno: error.errno } : {}),
+          message: error.message,
+        });
+      }
+    }
+    if (!handle) {
+      throw new PidgenError(
+        `open guard: every attach point was refused: ${refused.map((r) => `${r.attach} (${r.code})`).join(', ')}`,
+        {
+          code: 'ENOATTACH',
+          op: 'attach',
+          target: refused.map((r) => r.attach).join(', '),
+          hint: '`pidgen doctor` shows what this host supports; run with --verbose for the verifier log',
+          ...(lastLog ? { log: lastLog } : {}),
+        },
+      );
+    }
+
+    // Seed the scanning namespace so its first allocation after attach is
+    // compared with a real previous number instead of being taken silently
+    // as the baseline.
+    //
+    // The race: an allocation can happen between attach and this seed. The
+    // order is attach, then read ns_last_pid, then insert with BPF_NOEXIST.
+    // - If the program saw an allocation before our insert, its record exists
+    //   (started with a conservative bump, since that nr was not 1), the
+    //   insert fails with EEXIST and the program's record stands.
+    // - If an allocation comes after the insert, it is compared with the
+    //   ns_last_pid we read, which was read after attach, so it is no older
+    //   than anything the program missed: a wrap after that read gives an nr
+    //   not above it and bumps. A fork whose number was taken before attach
+    //   but reported after (task_newtask comes late) can only bump falsely.
+    // So from the moment open() returns, no wrap in the scanning namespace
+    // goes uncounted. ns_last_pid is per reader, so this seeds only when the
+    // scanning namespace is our own.
+    let seeded: number | undefined;
+    try {
+      if (namespace === ownPidNamespace()) {
+        const lastNr = readNsLastPid();
+        if (handle.seed(namespace, lastNr)) seeded = lastNr;
+      }
+    } catch (error) {
+      handle.close();
+      throw error;
+    }
+    return new Guard(handle, refused, namespace, seeded);
+  }
+
+  /** True after {@link close}. */
+  get closed(): boolean {
+    return this.#handle.closed;
+  }
+
+  /**
+   * The generation of a PID namespace (default: the scanning namespace), like
+   * reading `/proc/pid_gen` there. 0n for a namespace with no allocation
+   * since the guard was attached.
+   */
+  generation(nsInum: number = this.namespace): bigint {
+    return this.#handle.read(nsInum)?.generation ?? 0n;
+  }
+
+  /** One namespace's full counter, or undefined if it has no record. */
+  counter(nsInum: number = this.namespace): NamespaceCounter | undefined {
+    const raw = this.#handle.read(nsInum);
+    return raw ? toCounter(raw) : undefined;
+  }
+
+  /** Every namespace with a record, sorted by inode number. */
+  namespaces(): NamespaceCounter[] {
+    return this.#handle
+      .readAll()
+      .map(toCounter)
+      .sort((a, b) => a.inum - b.inum);
+  }
+
+  /**
+   * Health counters of the BPF side. If either moves during a window, the
+   * guard cannot vouch for it (a namespace got no record, or a read failed).
+   */
+  health(): { nsMapFull: bigint; readErrors: bigint } {
+    return this.#handle.stats();
+  }
+
+  /** Detaches and unloads everything. Safe to call twice. */
+  close(): void {
+    this.#handle.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

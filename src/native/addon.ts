@@ -1,0 +1,72 @@
+/**
+ * The native addon, loaded once, with its error class wired to
+ * {@link PidgenError}. Each function here is one line over the C++ side;
+ * argument checks and policy live in the callers.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { PidgenError } from '../errors.js';
+import { packageRoot } from '../package.js';
+
+/** Attach points the native loader knows, in the kernel's words. */
+export type AttachKind = 'fexit' | 'tp_btf' | 'raw_tp';
+
+/** One namespace's counter as the BPF map holds it. */
+export interface NativeCounter {
+  inum: number;
+  generation: bigint;
+  allocations: bigint;
+  bumpedAtNs: bigint;
+  lastNr: number;
+  flags: number;
+}
+
+export interface NativeGuardHandle {
+  readonly attach: AttachKind | null;
+  readonly closed: boolean;
+  readAll(): NativeCounter[];
+  read(inum: number): NativeCounter | null;
+  /** true if the seed was stored, false if the programs had made a record first. */
+  seed(inum: number, lastNr: number): boolean;
+  stats(): { nsMapFull: bigint; readErrors: bigint };
+  close(): void;
+}
+
+export interface NativeAddon {
+  open(options: { attach: AttachKind; verbose?: boolean }): NativeGuardHandle;
+  setErrorClass(ctor: typeof PidgenError): void;
+  libbpfVersion(): string;
+  readonly layoutVersion: number;
+}
+
+/** Where the build puts the addon (see scripts/build-native.mjs). */
+export const addonPath = join(packageRoot, 'build', 'native', 'Release', 'pidgen.node');
+
+let loaded: NativeAddon | undefined;
+
+/** Loads the addon, or throws ENOADDON with the command that builds it. */
+export function nativeAddon(): NativeAddon {
+  if (loaded) return loaded;
+  if (!existsSync(addonPath)) {
+    throw new PidgenError(`load native addon ${addonPath}: not built`, {
+      code: 'ENOADDON',
+      op: 'load native addon',
+      target: addonPath,
+      hint: 'build it with `scripts/setup` (or `npm run build:native` if the build dependencies are installed)',
+    });
+  }
+  const require = createRequire(import.meta.url);
+  try {
+    loaded = require(addonPath) as NativeAddon;
+  } catch (error) {
+    throw new PidgenError(`load native addon ${addonPath}: ${(error as Error).message}`, {
+      code: 'ENOADDON',
+      op: 'load native addon',
+      target: addonPath,
+      hint: 'rebuild it with `npm run build:native -- --force` (libbpf.so must be installed: apt-get install libbpf1)',
+    }, { cause: error });
+  }
+  loaded.setErrorClass(PidgenError);
+  return loaded;
+}

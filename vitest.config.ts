@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+// Integration tests load BPF programs into the real kernel and fork real
+// process trees; running files one at a time keeps their PID namespaces and
+// CPU use from disturbing each other on a 2-core machine.
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    fileParallelism: false,
+    testTimeout: 120_000,
+    hookTimeout: 60_000,
+  },
+});
