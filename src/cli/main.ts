@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+/** The `pidgen` command line. Exit codes: 0 ok, 1 failure, 2 usage, 3 not coherent. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { packageVersion } from '../package.js';
+import { runDoctorCommand } from './commands/doctor.js';
+import { runGen } from './commands/gen.js';
+import { EXIT_FAILURE, EXIT_OK, reportError } from './report.js';
+
+const out = (text: string) => {
+  process.stdout.write(text);
+};
+
+function positiveInteger(name: string, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1 || n > max) {
+      throw new InvalidArgumentError(`${name} must be an integer from 1 to ${max}, got '${value}'`);
+    }
+    return n;
+  };
+}
+
+const verboseOption = () => new Option('-v, --verbose', "print libbpf's and the verifier's messages on stderr");
+
+export function buildProgram(): Command {
+  const program = new Command('pidgen')
+    .description('Coherent process snapshots on unpatched Linux, bracketed by a BPF-kept PID generation counter.')
+    .version(packageVersion, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program
+    .command('gen')
+    .description(
+      "Print the current PID namespace's generation, like `cat /proc/pid_gen` would. " +
+        'The counter counts from the moment pidgen attaches.',
+    )
+    .option('--all', 'every PID namespace seen: inode, generation, allocations, last PID')
+    .option('--json', 'print JSON instead of text')
+    .option('--watch', "stay attached and print a line each time a namespace's generation changes, until Ctrl-C")
+    .addOption(
+      new Option('--interval <ms>', 'with --watch: how often to read the counters').argParser(positiveInteger('--interval', 60_000)).default(100),
+    )
+    .addOption(verboseOption())
+    .action(async (options: { all?: boolean; json?: boolean; watch?: boolean; interval: number; verbose?: boolean }) => {
+      await runGen(options, out);
+    });
+
+  program
+    .command('doctor')
+    .description('Report what this host supports and which guard pidgen will use; every failed check gets advice.')
+    .option('--json', 'print JSON instead of text')
+    .addOption(verboseOption())
+    .action((options: { json?: boolean; verbose?: boolean }) => {
+      if (!runDoctorCommand(options, out)) process.exitCode = EXIT_FAILURE;
+    });
+
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  if (argv.length <= 2) {
+    program.outputHelp({ error: true });
+    return 2;
+  }
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK;
+  } catch (error) {
+    return reportError(error);
+  }
+}
+
+process.exitCode = await main(process.argv);

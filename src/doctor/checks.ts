@@ -1,0 +1,139 @@
+/**
+ * What this host supports: the facts behind `pidgen doctor`. Attach points
+ * are really loaded and attached (then closed), not guessed from versions.
+ */
+import { canLoadTracingBpf, effectiveCapabilities } from '../host/capabilities.js';
+import { hasVmlinuxBtf, kernelAtLeast, kernelVersion, lockdownMode, VMLINUX_BTF_PATH } from '../host/kernel.js';
+import { mountsOfType } from '../host/mounts.js';
+import { PidgenError } from '../errors.js';
+import { ATTACH_ORDER, ATTACH_POINTS } from '../guard/guard.js';
+import { nativeAddon, type NativeAddon } from '../native/addon.js';
+
+export type CheckStatus = 'ok' | 'fail' | 'warn' | 'info';
+
+export interface DoctorCheck {
+  name: string;
+  status: CheckStatus;
+  detail: string;
+  /** One line of advice, for every check that is not ok. */
+  advice?: string;
+}
+
+export interface DoctorReport {
+  checks: DoctorCheck[];
+  /** What `pidgen snapshot --guard auto` would use here. */
+  guard: { kind: 'bpf'; attach: string } | { kind: 'none'; reason: string };
+}
+
+const RELEVANT_CAPS = ['CAP_BPF', 'CAP_PERFMON', 'CAP_SYS_ADMIN', 'CAP_SYS_PTRACE', 'CAP_SYS_RESOURCE'] as const;
+
+function check(name: string, status: CheckStatus, detail: string, advice?: string): DoctorCheck {
+  return advice && status !== 'ok' ? { name, status, detail, advice } : { name, status, detail };
+}
+
+function attachAdvice(kind: string, code: string, anyLoads: boolean): string {
+  if (code === 'EPERM' && kind === 'fexit') {
+    return anyLoads
+      ? 'fentry/fexit is refused here (lockdown or no BPF trampoline); pidgen falls back to the next attach point, nothing to do'
+      : 'fentry/fexit is refused here (lockdown or no BPF trampoline); see the task_newtask checks below';
+  }
+  if (code === 'EPERM') return 'run as root, or grant CAP_BPF and CAP_PERFMON';
+  if (code === 'ENOENT' || code === 'ESRCH') return 'this kernel lacks the hook or its BTF; the other attach points may still work';
+  return 'run `pidgen doctor --verbose` for the verifier log';
+}
+
+export function runDoctor(options: { verbose?: boolean } = {}): DoctorReport {
+  const checks: DoctorCheck[] = [];
+
+  const kernel = kernelVersion();
+  const kernelOk = kernelAtLeast(kernel, 5, 8);
+  const features = [
+    kernelAtLeast(kernel, 5, 12) ? null : 'BPF atomics need >= 5.12',
+    kernelAtLeast(kernel, 6, 9) ? 'pidfs inodes' : null,
+    kernelAtLeast(kernel, 6, 14) ? 'per-namespace pid_max' : null,
+  ].filter(Boolean);
+  checks.push(
+    check(
+      'kernel',
+      kernelOk ? 'ok' : 'fail',
+      `${kernel.release}${features.length ? ` (${features.join(', ')})` : ''}`,
+      'the BPF guard needs Linux >= 5.8 with BTF; older kernels need a non-BPF guard',
+    ),
+  );
+
+  const btf = hasVmlinuxBtf();
+  checks.push(
+    check('btf', btf ? 'ok' : 'fail', btf ? VMLINUX_BTF_PATH : `${VMLINUX_BTF_PATH} missing`, 'boot a kernel built with CONFIG_DEBUG_INFO_BTF=y'),
+  );
+
+  const held = effectiveCapabilities();
+  const bpfAllowed = canLoadTracingBpf(held);
+  checks.push(
+    check(
+      'capabilities',
+      bpfAllowed ? 'ok' : 'fail',
+      `uid ${process.getuid?.() ?? '?'}; ${RELEVANT_CAPS.map((c) => `${c}${held.has(c) ? '' : ' (no)'}`).join(', ')}`,
+      'run as root (sudo), or grant CAP_BPF and CAP_PERFMON',
+    ),
+  );
+
+  const lockdown = lockdownMode();
+  if (lockdown !== undefined) checks.push(check('lockdown', 'info', lockdown));
+
+  const bpffs = mountsOfType('bpf');
+  checks.push(
+    check(
+      'bpffs',
+      bpffs.length ? 'ok' : 'warn',
+      bpffs.length ? bpffs.join(', ') : 'not mounted',
+      'only needed to pin the counter across runs: mount -t bpf bpf /sys/fs/bpf',
+    ),
+  );
+  const tracefs = mountsOfType('tracefs');
+  checks.push(
+    check(
+      'tracefs',
+      tracefs.length ? 'ok' : 'warn',
+      tracefs.length ? tracefs.join(', ') : 'not mounted',
+      'only the bpftrace scripts need it: mount -t tracefs nodev /sys/kernel/tracing',
+    ),
+  );
+
+  let addon: NativeAddon | undefined;
+  try {
+    addon = nativeAddon();
+    checks.push(check('native addon', 'ok', `loaded (libbpf ${addon.libbpfVersion()})`));
+  } catch (error) {
+    const e = error as PidgenError;
+    checks.push(check('native addon', 'fail', e.message, e.hint ?? 'run scripts/setup'));
+  }
+
+  // Really load each attach point: versions and config files lie, the
+  // verifier does not.
+  const results = ATTACH_ORDER.map((kind) => {
+    if (!addon) return { kind, ok: false, code: 'ENOADDON', message: 'native addon not loaded' };
+    try {
+      addon.open({ attach: kind, verbose: options.verbose ?? false }).close();
+      return { kind, ok: true, code: '', message: 'loads and attaches' };
+    } catch (error) {
+      const e = error as PidgenError;
+      return { kind, ok: false, code: e.code ?? 'EIO', message: e.message };
+    }
+  });
+  const usable = results.find((r) => r.ok);
+  for (const r of results) {
+    checks.push(
+      check(
+        `attach ${ATTACH_POINTS[r.kind]}`,
+        r.ok ? 'ok' : usable ? 'warn' : 'fail',
+        r.ok ? r.message : `refused: ${r.code}`,
+        attachAdvice(r.kind, r.code, Boolean(usable)),
+      ),
+    );
+  }
+
+  const guard: DoctorReport['guard'] = usable
+    ? { kind: 'bpf', attach: ATTACH_POINTS[usable.kind] }
+    : { kind: 'none', reason: results.map((r) => `${ATTACH_POINTS[r.kind]}: ${r.code}`).join('; ') };
+  return { checks, guard };
+}
