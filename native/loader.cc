@@ -25,7 +25,8 @@ bool log_verbose = false;
 int CaptureLibbpfPrint(enum libbpf_print_level level, const char* format, va_list args) {
   char line[1024];
   vsnprintf(line, sizeof line, format, args);
-  if (log_verbose || (level == LIBBPF_WARN && log_sink == nullptr)) fputs(line, stderr);
+  // Verbose shows warnings and info; libbpf's debug level is a firehose.
+  if ((log_verbose && level != LIBBPF_DEBUG) || (level == LIBBPF_WARN && log_sink == nullptr)) fputs(line, stderr);
   if (log_sink != nullptr && level != LIBBPF_DEBUG) {
     log_sink->append(line);
     // Keep the tail: the verifier's last lines say why.

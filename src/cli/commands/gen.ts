@@ -37,6 +37,10 @@ export function renderCounters(counters: readonly NamespaceCounter[], scanning: 
 
 export async function runGen(options: GenOptions, out: (text: string) => void): Promise<void> {
   const guard = Guard.open({ verbose: options.verbose ?? false });
+  if (options.verbose) {
+    const refused = guard.refused.map((r) => `${r.attach}: ${r.code}`).join(', ');
+    process.stderr.write(`pidgen: attached via ${guard.attach}${refused ? ` (refused: ${refused})` : ''}\n`);
+  }
   try {
     if (options.watch) return await watch(guard, options, out);
     if (options.all) {
@@ -44,7 +48,11 @@ export async function runGen(options: GenOptions, out: (text: string) => void): 
       if (options.json) {
         out(
           `${JSON.stringify(
-            { attach: guard.attach, scanningNs: guard.namespace, namespaces: counters.map((c) => counterJson(c, guard.namespace)) },
+            {
+              attach: guard.attach,
+              refused: guard.refused.map((r) => ({ attach: r.attach, code: r.code })),
+              scanningNs: guard.namespace,
+              namespaces: counters.map((c) => counterJson(c, guard.namespace)) },
             null,
             2,
           )}\n`,

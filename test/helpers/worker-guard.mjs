@@ -1,0 +1,7 @@
+// A worker that opens a guard and never closes it: the addon's environment
+// cleanup hook must release it when the worker ends.
+import { parentPort } from 'node:worker_threads';
+import { Guard } from '../../dist/src/guard/guard.js';
+
+const guard = Guard.open();
+parentPort.postMessage({ attach: guard.attach });

@@ -1,0 +1,73 @@
+// The Guard library API on the real kernel: lifecycle, errors, cleanup.
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import { Guard } from '../../src/guard/guard.js';
+import { PidgenError } from '../../src/errors.js';
+import { expectNothingLeft, isRoot, pidgenKernelObjects } from '../helpers/kernel.js';
+
+describe.runIf(isRoot)('[kernel] Guard lifecycle', () => {
+  it('reports the attach point used and why earlier ones were refused, with errno', () => {
+    const guard = Guard.open();
+    try {
+      expect(guard.attach).toMatch(/^(fexit\/alloc_pid|tp_btf\/task_newtask|raw_tp\/task_newtask)$/);
+      const order = ['fexit/alloc_pid', 'tp_btf/task_newtask', 'raw_tp/task_newtask'];
+      // Everything refused comes before the one used, in order.
+      expect(guard.refused.map((r) => r.attach)).toEqual(order.slice(0, order.indexOf(guard.attach)));
+      for (const refusal of guard.refused) {
+        expect(refusal.code).toMatch(/^E[A-Z]+$/);
+        expect(refusal.errno).toBeGreaterThan(0);
+        expect(refusal.message).toContain(refusal.attach);
+      }
+    } finally {
+      guard.close();
+    }
+  });
+
+  it('the scanning namespace is the one /proc lists, and it is seeded', () => {
+    const guard = Guard.open();
+    try {
+      const counter = guard.counter();
+      expect(counter?.inum).toBe(guard.namespace);
+      expect(counter?.seeded || counter?.firstSeenLate).toBe(true);
+      expect(guard.namespaces().map((n) => n.inum)).toContain(guard.namespace);
+      expect(typeof guard.generation()).toBe('bigint');
+    } finally {
+      guard.close();
+    }
+  });
+
+  it('closing twice is safe, and a closed guard throws PidgenError EBADF instead of reading freed state', () => {
+    const guard = Guard.open();
+    guard.close();
+    guard.close();
+    expect(guard.closed).toBe(true);
+    let error: unknown;
+    try {
+      guard.generation();
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(PidgenError);
+    expect(error).toMatchObject({ code: 'EBADF', errno: 9 });
+  });
+
+  it('`using` closes the guard at the end of the scope', async () => {
+    {
+      using guard = Guard.open();
+      expect(pidgenKernelObjects().progs.length).toBeGreaterThan(0);
+      guard.generation();
+    }
+    expect(await expectNothingLeft()).toEqual({ progs: [], links: [], maps: [] });
+  });
+
+  it('a worker that ends without closing its guard leaves nothing loaded (environment cleanup hook)', async () => {
+    const worker = new Worker(join(import.meta.dirname, '..', 'helpers', 'worker-guard.mjs'));
+    const [message] = (await once(worker, 'message')) as [{ attach: string }];
+    expect(message.attach).toMatch(/task_newtask|alloc_pid/);
+    expect(pidgenKernelObjects().progs.length).toBeGreaterThan(0);
+    await worker.terminate();
+    expect(await expectNothingLeft()).toEqual({ progs: [], links: [], maps: [] });
+  });
+});
