@@ -1,0 +1,159 @@
+/**
+ * The procfs source: lists a /proc and turns raw reads into entries.
+ * Reads go through the native batch primitive (one directory fd per process,
+ * see native/proc_reader.h); parsing and every decision about what a failed
+ * read means live here.
+ */
+import { readdirSync } from 'node:fs';
+import { fsError } from '../errors.js';
+import { nativeAddon, type NativeProcessRead } from '../native/addon.js';
+import type { ProcessEntry, ThreadEntry, UnreadableField } from '../snapshot/types.js';
+import { parseCmdline, parseStat, parseStatus, ticksToNs, type ProcStat } from './parse.js';
+
+const ENOENT = 2;
+const ESRCH = 3;
+
+/** A task that is gone: it died (ESRCH) or was reaped (ENOENT) after readdir. */
+function isGone(errno: number | undefined): boolean {
+  return errno === ENOENT || errno === ESRCH;
+}
+
+export interface ReadOptions {
+  threads: boolean;
+  /** Read the pidfs inode (kernels >= 6.9 only; earlier ones share one inode). */
+  pidfd: boolean;
+}
+
+/** The PIDs a /proc lists right now (its numeric entries), ascending. */
+export function listPids(procRoot: string): number[] {
+  let names: string[];
+  try {
+    names = readdirSync(procRoot);
+  } catch (error) {
+    throw fsError('readdir', procRoot, error);
+  }
+  const pids: number[] = [];
+  for (const name of names) {
+    // Only canonical decimal names: "0012" or "1e3" are not PIDs.
+    if (/^[1-9][0-9]*$/.test(name)) pids.push(Number(name));
+  }
+  return pids.sort((a, b) => a - b);
+}
+
+function safeParseStat(bytes: Buffer): ProcStat | undefined {
+  try {
+    return parseStat(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Turns one raw read into an entry, or `undefined` when the process is gone.
+ * Unreadable files (EACCES under hidepid=, or a stat that does not parse)
+ * leave a partial entry that names what is missing.
+ */
+export function toProcessEntry(read: NativeProcessRead): ProcessEntry | undefined {
+  if (read.openErr !== undefined) {
+    if (isGone(read.openErr)) return undefined;
+    return partialEntry(read.pid, ['stat', 'status', 'cmdline', 'threads', 'uid']);
+  }
+  if (isGone(read.statErr) || isGone(read.statusErr) || isGone(read.cmdlineErr) || isGone(read.threadsErr)) {
+    return undefined;
+  }
+  const unreadable: UnreadableField[] = [];
+  const lossy: ('comm' | 'cmdline')[] = [];
+
+  const stat = read.stat ? safeParseStat(read.stat) : undefined;
+  if (!stat) unreadable.push('stat');
+  // The fd was opened by number; a stat naming another pid would mean the
+  // kernel handed us something else. Treat it as unreadable, not as truth.
+  else if (stat.pid !== read.pid) return undefined;
+
+  let uid: number | null = null;
+  let statusName: string | undefined;
+  if (read.status) {
+    const status = parseStatus(read.status);
+    uid = status.uid ?? null;
+    statusName = status.name;
+  }
+  if (uid === null) unreadable.push('uid');
+
+  let cmdline: string[] = [];
+  if (read.cmdline) {
+    const parsed = parseCmdline(read.cmdline);
+    cmdline = parsed.argv;
+    if (parsed.lossy) lossy.push('cmdline');
+  } else if (read.cmdlineErr !== undefined) {
+    unreadable.push('cmdline');
+  }
+  if (stat?.commLossy) lossy.push('comm');
+
+  const threads: ThreadEntry[] = [];
+  if (read.threadsErr !== undefined) unreadable.push('threads');
+  for (const thread of read.threads ?? []) {
+    // A thread that exited between listing task/ and reading it is gone.
+    if (!thread.stat) continue;
+    const threadStat = safeParseStat(thread.stat);
+    if (!threadStat) continue;
+    threads.push({
+      tid: thread.tid,
+      comm: threadStat.comm,
+      state: threadStat.state,
+      startNs: ticksToNs(threadStat.startTicks),
+    });
+  }
+  if (read.pidfdErr !== undefined && !isGone(read.pidfdErr)) unreadable.push('pidfdIno');
+
+  const entry: ProcessEntry = {
+    pid: read.pid,
+    ppid: stat?.ppid ?? 0,
+    uid,
+    comm: stat?.comm ?? statusName ?? '',
+    cmdline,
+    state: stat?.state ?? '?',
+    startNs: stat ? ticksToNs(stat.startTicks) : 0n,
+    startExact: false,
+    kernelThread: stat?.kernelThread ?? false,
+    threads,
+  };
+  if (read.pidfdIno !== undefined) entry.pidfdIno = read.pidfdIno;
+  if (unreadable.length) entry.unreadable = unreadable;
+  if (lossy.length) entry.lossy = lossy;
+  return entry;
+}
+
+function partialEntry(pid: number, unreadable: UnreadableField[]): ProcessEntry {
+  return {
+    pid,
+    ppid: 0,
+    uid: null,
+    comm: '',
+    cmdline: [],
+    state: '?',
+    startNs: 0n,
+    startExact: false,
+    kernelThread: false,
+    threads: [],
+    unreadable,
+  };
+}
+
+/**
+ * Reads these PIDs, each through its own directory fd, in one native call.
+ * Returns the entries of processes still there; vanished ones are left out.
+ */
+export function readProcessEntries(procRoot: string, pids: readonly number[], options: ReadOptions): ProcessEntry[] {
+  const reads = nativeAddon().readProcesses(procRoot, Int32Array.from(pids), {
+    threads: options.threads,
+    cmdline: true,
+    status: true,
+    pidfd: options.pidfd,
+  });
+  const entries: ProcessEntry[] = [];
+  for (const read of reads) {
+    const entry = toProcessEntry(read);
+    if (entry) entries.push(entry);
+  }
+  return entries;
+}
