@@ -32,6 +32,7 @@ struct upid {
 
 struct pid {
 	unsigned int level;
+	unsigned long long ino; /* pidfs inode number, since Linux 6.9; guarded by bpf_core_field_exists */
 	/* numbers[] is a flexible array (numbers[0] before 6.x, numbers[] after);
 	 * it is indexed through bpf_core_field_offset + bpf_core_type_size so a
 	 * variable index stays relocatable. */
@@ -42,6 +43,7 @@ struct task_struct {
 	int pid;
 	int tgid;
 	struct pid *thread_pid;
+	unsigned long long start_boottime; /* what /proc/<pid>/stat field 22 shows, in ticks */
 };
 
 #pragma clang attribute pop

@@ -28,7 +28,38 @@ struct {
 	__type(value, struct pidgen_ns_counter);
 } pidgen_ns SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, PIDGEN_LOG_BYTES);
+} pidgen_log SEC(".maps");
+
 struct pidgen_stats stats = {};
+
+/*
+ * The namespace whose allocations go to pidgen_log; 0 logs nothing. The
+ * loader sets it (through the mmapped .bss) while a snapshot is in progress,
+ * so the fork path pays for a ring-buffer write only when someone is reading.
+ */
+__u32 log_inum = 0;
+
+static __always_inline void log_allocation(__u32 inum, __u32 nr, __u64 start_ns, __u64 ino, __u32 flags)
+{
+	struct pidgen_alloc_event *event;
+
+	event = bpf_ringbuf_reserve(&pidgen_log, sizeof(*event), 0);
+	if (!event) {
+		/* The reader must know the log has a hole: it then rescans. */
+		__sync_fetch_and_add(&stats.log_drops, 1);
+		return;
+	}
+	event->start_ns = start_ns;
+	event->ino = ino;
+	event->inum = inum;
+	event->nr = nr;
+	event->flags = flags;
+	event->reserved = 0;
+	bpf_ringbuf_submit(event, 0);
+}
 
 /*
  * Count one allocated PID number in its namespace.
@@ -88,16 +119,22 @@ static __always_inline void count_allocation(__u32 inum, __u32 nr, __u64 now)
 
 /* Every level of a struct pid carries a number in its own namespace, from
  * the task's own namespace (numbers[level]) up to the root (numbers[0]). */
-static __always_inline void count_pid(struct pid *pid)
+static __always_inline void count_pid(struct pid *pid, __u64 start_ns, __u32 event_flags)
 {
 	__u64 numbers_offset = bpf_core_field_offset(struct pid, numbers);
 	__u64 upid_size = bpf_core_type_size(struct upid);
 	__u64 now = bpf_ktime_get_boot_ns();
+	__u32 logged = log_inum;
 	unsigned int level;
+	__u64 ino = 0;
 
 	if (!pid)
 		return;
 	level = BPF_CORE_READ(pid, level);
+	/* pidfs gives every struct pid an inode number that is never reused
+	 * (6.9+): the one identity that tells two holders of a PID apart. */
+	if (bpf_core_field_exists(pid->ino))
+		ino = BPF_CORE_READ(pid, ino);
 
 	for (unsigned int i = 0; i <= PIDGEN_MAX_NS_LEVEL; i++) {
 		struct upid *upid;
@@ -116,6 +153,8 @@ static __always_inline void count_pid(struct pid *pid)
 			continue;
 		}
 		count_allocation(inum, nr, now);
+		if (logged && inum == logged)
+			log_allocation(inum, nr, start_ns, ino, event_flags);
 	}
 }
 
@@ -131,7 +170,9 @@ int BPF_PROG(pidgen_fexit, struct pid_namespace *ns, int *set_tid,
 	/* alloc_pid() returns ERR_PTR(-errno) on failure. */
 	if ((unsigned long)ret >= (unsigned long)-MAX_ERRNO)
 		return 0;
-	count_pid(ret);
+	/* No task exists yet: the allocation time stands in for its start, and
+	 * whether it will be a thread is not known here. */
+	count_pid(ret, bpf_ktime_get_boot_ns(), 0);
 	return 0;
 }
 
@@ -142,16 +183,25 @@ int BPF_PROG(pidgen_fexit, struct pid_namespace *ns, int *set_tid,
  * their numbers never named a visible task, so skipping them cannot hide a
  * reuse a /proc reader could see.
  */
+static __always_inline void count_new_task(struct task_struct *task)
+{
+	__u32 flags = PIDGEN_EVENT_EXACT_START;
+
+	if (BPF_CORE_READ(task, pid) != BPF_CORE_READ(task, tgid))
+		flags |= PIDGEN_EVENT_THREAD;
+	count_pid(BPF_CORE_READ(task, thread_pid), BPF_CORE_READ(task, start_boottime), flags);
+}
+
 SEC("tp_btf/task_newtask")
 int BPF_PROG(pidgen_tp_btf, struct task_struct *task, unsigned long clone_flags)
 {
-	count_pid(BPF_CORE_READ(task, thread_pid));
+	count_new_task(task);
 	return 0;
 }
 
 SEC("raw_tp/task_newtask")
 int BPF_PROG(pidgen_raw_tp, struct task_struct *task, unsigned long clone_flags)
 {
-	count_pid(BPF_CORE_READ(task, thread_pid));
+	count_new_task(task);
 	return 0;
 }

@@ -40,6 +40,28 @@ struct pidgen_ns_counter {
 struct pidgen_stats {
 	unsigned long long ns_map_full;  /* a namespace could not get a record */
 	unsigned long long read_errors;  /* a kernel read failed mid-walk of pid levels */
+	unsigned long long log_drops;    /* allocation events lost: the log ring was full */
 };
+
+/* pidgen_alloc_event.flags */
+#define PIDGEN_EVENT_THREAD 0x1u /* the new task is a thread, not a process */
+#define PIDGEN_EVENT_EXACT_START 0x2u /* start_ns is task->start_boottime */
+
+/*
+ * One PID number taken in the logged namespace (the allocation log ring).
+ * The snapshot uses it to know exactly which PIDs got a new task inside its
+ * window. 32 bytes, no padding, so TS reads records at fixed offsets.
+ */
+struct pidgen_alloc_event {
+	unsigned long long start_ns; /* CLOCK_BOOTTIME: task start, or allocation time */
+	unsigned long long ino;      /* pidfs inode of the struct pid (6.9+), else 0 */
+	unsigned int inum;           /* namespace the number belongs to */
+	unsigned int nr;             /* the number, as that namespace sees it */
+	unsigned int flags;          /* PIDGEN_EVENT_* */
+	unsigned int reserved;
+};
+
+/* Size of the allocation log ring buffer (a power of two, page multiple). */
+#define PIDGEN_LOG_BYTES (1u << 20)
 
 #endif /* PIDGEN_H */

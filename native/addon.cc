@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "loader.h"
+#include "proc_reader.h"
 
 namespace {
 
@@ -97,6 +98,8 @@ class GuardHandle : public Napi::ObjectWrap<GuardHandle> {
                            InstanceMethod<&GuardHandle::Read>("read"),
                            InstanceMethod<&GuardHandle::Seed>("seed"),
                            InstanceMethod<&GuardHandle::Stats>("stats"),
+                           InstanceMethod<&GuardHandle::SetLogNamespace>("setLogNamespace"),
+                           InstanceMethod<&GuardHandle::DrainLog>("drainLog"),
                            InstanceMethod<&GuardHandle::Close>("close"),
                        });
   }
@@ -172,7 +175,24 @@ class GuardHandle : public Napi::ObjectWrap<GuardHandle> {
     Napi::Object o = Napi::Object::New(env);
     o.Set("nsMapFull", Napi::BigInt::New(env, static_cast<uint64_t>(stats.ns_map_full)));
     o.Set("readErrors", Napi::BigInt::New(env, static_cast<uint64_t>(stats.read_errors)));
+    o.Set("logDrops", Napi::BigInt::New(env, static_cast<uint64_t>(stats.log_drops)));
     return o;
+  }
+
+  Napi::Value SetLogNamespace(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t inum = Uint32Arg(info, 0, "inum");
+    Live(env, "setLogNamespace")->SetLogNamespace(inum);
+    return env.Undefined();
+  }
+
+  // Every allocation record in the ring, as one Buffer of fixed-size records.
+  Napi::Value DrainLog(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string records;
+    LoaderError error;
+    if (!Live(env, "drainLog")->DrainLog(&records, &error)) ThrowLoaderError(env, error);
+    return Napi::Buffer<char>::Copy(env, records.data(), records.size());
   }
 
   // Closing twice is safe; after close every read throws EBADF.
@@ -220,6 +240,74 @@ Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+Napi::Value BoottimeNs(const Napi::CallbackInfo& info) {
+  return Napi::BigInt::New(info.Env(), pidgen_native::BoottimeNs());
+}
+
+void SetFile(Napi::Env env, Napi::Object target, const char* name, const char* err_name,
+             const pidgen_native::FileRead& file) {
+  if (file.err != 0) {
+    target.Set(err_name, file.err);
+  } else {
+    target.Set(name, Napi::Buffer<char>::Copy(env, file.bytes.data(), file.bytes.size()));
+  }
+}
+
+// readProcesses(procRoot, pids, { threads, cmdline, status, pidfd }):
+// one object per pid with the raw bytes of each file or its errno.
+Napi::Value ReadProcesses(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsTypedArray() || !info[2].IsObject()) {
+    ThrowPidgenError(env, "readProcesses(procRoot: string, pids: Int32Array, options: object)", "EINVAL",
+                     "readProcesses", EINVAL, "", "");
+  }
+  Napi::TypedArray typed = info[1].As<Napi::TypedArray>();
+  if (typed.TypedArrayType() != napi_int32_array) {
+    ThrowPidgenError(env, "readProcesses: pids must be an Int32Array", "EINVAL", "readProcesses", EINVAL, "", "");
+  }
+  Napi::Int32Array pid_array = info[1].As<Napi::Int32Array>();
+  std::vector<int32_t> pids(pid_array.Data(), pid_array.Data() + pid_array.ElementLength());
+  Napi::Object options = info[2].As<Napi::Object>();
+  pidgen_native::ReadOptions read_options;
+  read_options.threads = options.Get("threads").ToBoolean().Value();
+  read_options.cmdline = options.Get("cmdline").ToBoolean().Value();
+  read_options.status = options.Get("status").ToBoolean().Value();
+  read_options.pidfd = options.Get("pidfd").ToBoolean().Value();
+
+  std::vector<pidgen_native::ProcessRead> reads =
+      pidgen_native::ReadProcesses(info[0].As<Napi::String>().Utf8Value(), pids, read_options);
+
+  Napi::Array result = Napi::Array::New(env, reads.size());
+  for (size_t i = 0; i < reads.size(); i++) {
+    const pidgen_native::ProcessRead& read = reads[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("pid", read.pid);
+    if (read.open_err != 0) {
+      o.Set("openErr", read.open_err);
+      result.Set(i, o);
+      continue;
+    }
+    SetFile(env, o, "stat", "statErr", read.stat);
+    if (read_options.status) SetFile(env, o, "status", "statusErr", read.status);
+    if (read_options.cmdline) SetFile(env, o, "cmdline", "cmdlineErr", read.cmdline);
+    if (read_options.threads) {
+      if (read.threads_err != 0) o.Set("threadsErr", read.threads_err);
+      Napi::Array threads = Napi::Array::New(env, read.threads.size());
+      for (size_t t = 0; t < read.threads.size(); t++) {
+        Napi::Object thread = Napi::Object::New(env);
+        thread.Set("tid", read.threads[t].tid);
+        SetFile(env, thread, "stat", "statErr", read.threads[t].stat);
+        threads.Set(t, thread);
+      }
+      o.Set("threads", threads);
+    }
+    if (read.pidfd_err == 0) o.Set("pidfdIno", Napi::BigInt::New(env, read.pidfd_ino));
+    else if (read.pidfd_err > 0) o.Set("pidfdErr", read.pidfd_err);
+    result.Set(i, o);
+  }
+  return result;
+}
+
 Napi::Value LibbpfVersion(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), pidgen_native::LibbpfVersion());
 }
@@ -231,6 +319,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("open", Napi::Function::New<Open>(env, "open"));
   exports.Set("setErrorClass", Napi::Function::New<SetErrorClass>(env, "setErrorClass"));
   exports.Set("libbpfVersion", Napi::Function::New<LibbpfVersion>(env, "libbpfVersion"));
+  exports.Set("boottimeNs", Napi::Function::New<BoottimeNs>(env, "boottimeNs"));
+  exports.Set("readProcesses", Napi::Function::New<ReadProcesses>(env, "readProcesses"));
   exports.Set("layoutVersion", Napi::Number::New(env, PIDGEN_LAYOUT_VERSION));
   return exports;
 }

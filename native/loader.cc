@@ -7,6 +7,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <mutex>
 
 #include "pidgen.skel.h"
@@ -63,7 +64,20 @@ std::string AttachTarget(const std::string& attach) {
   return attach + "/task_newtask";
 }
 
+// Appends each allocation record to the drain's output, as raw bytes: TS
+// reads them at fixed offsets (struct pidgen_alloc_event, bpf/pidgen.h).
+int AppendRecord(void* ctx, void* data, size_t size) {
+  static_cast<std::string*>(ctx)->append(static_cast<const char*>(data), size);
+  return 0;
+}
+
 }  // namespace
+
+uint64_t BoottimeNs() {
+  timespec now;
+  clock_gettime(CLOCK_BOOTTIME, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1000000000ull + static_cast<uint64_t>(now.tv_nsec);
+}
 
 std::string ErrnoName(int err) {
   const char* name = strerrorname_np(err);
@@ -109,7 +123,16 @@ Guard* Guard::Open(const std::string& attach, bool verbose, LoaderError* error) 
   else if (attach == "tp_btf") skel->links.pidgen_tp_btf = link;
   else skel->links.pidgen_raw_tp = link;
 
-  return new Guard(skel, attach);
+  // Log reader: each drain appends the records to the guard's buffer.
+  Guard* guard = new Guard(skel, attach);
+  guard->log_ = ring_buffer__new(bpf_map__fd(skel->maps.pidgen_log), AppendRecord, &guard->drained_, nullptr);
+  if (guard->log_ == nullptr) {
+    int err = errno;
+    delete guard;  // destroys the skeleton too
+    *error = LoaderError{"ring_buffer__new", "pidgen_log", err, log};
+    return nullptr;
+  }
+  return guard;
 }
 
 Guard::~Guard() { Close(); }
@@ -117,8 +140,26 @@ Guard::~Guard() { Close(); }
 void Guard::Close() {
   // Destroying the skeleton detaches the link and closes every fd; the
   // kernel frees the programs and maps once no fd or pin refers to them.
+  if (log_ != nullptr) ring_buffer__free(log_);
+  log_ = nullptr;
   if (skel_ != nullptr) pidgen::destroy(skel_);
   skel_ = nullptr;
+}
+
+void Guard::SetLogNamespace(uint32_t inum) {
+  // .bss is mmapped: the programs see the store on their next run.
+  __atomic_store_n(&skel_->bss->log_inum, inum, __ATOMIC_SEQ_CST);
+}
+
+bool Guard::DrainLog(std::string* records, LoaderError* error) {
+  drained_.clear();
+  int n = ring_buffer__consume(log_);
+  records->swap(drained_);
+  if (n < 0) {
+    *error = LoaderError{"ring buffer consume", "pidgen_log", -n, ""};
+    return false;
+  }
+  return true;
 }
 
 bool Guard::ReadAll(std::vector<NamespaceCounter>* out, LoaderError* error) const {

@@ -11,7 +11,8 @@ extern "C" {
 #include "pidgen.h"
 }
 
-struct pidgen;  // generated skeleton (pidgen.skel.h)
+struct pidgen;       // generated skeleton (pidgen.skel.h)
+struct ring_buffer;  // libbpf
 
 namespace pidgen_native {
 
@@ -49,14 +50,25 @@ class Guard {
   bool Seed(uint32_t inum, uint32_t last_nr, bool* stored, LoaderError* error) const;
   pidgen_stats Stats() const;
 
+  // Allocation log: which namespace's allocations the programs write to the
+  // ring (0: none), and a non-blocking drain of every record there is.
+  void SetLogNamespace(uint32_t inum);
+  bool DrainLog(std::string* records, LoaderError* error);
+
  private:
   Guard(struct pidgen* skel, std::string attach) : skel_(skel), attach_(std::move(attach)) {}
   struct pidgen* skel_;
+  struct ring_buffer* log_ = nullptr;
+  std::string drained_;  // the ring's callback appends here during DrainLog
   std::string attach_;
 };
 
 // Name of an errno ("EPERM"), or "E<n>" when unknown.
 std::string ErrnoName(int err);
+
+// CLOCK_BOOTTIME in nanoseconds: the clock the kernel stamps start times
+// with, and the one trace tools use. Node has no binding for it.
+uint64_t BoottimeNs();
 
 // libbpf's own version, for `pidgen doctor`.
 std::string LibbpfVersion();

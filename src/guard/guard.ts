@@ -64,6 +64,49 @@ export interface NamespaceCounter {
   firstSeenLate: boolean;
 }
 
+/** One PID number taken in the logged namespace (struct pidgen_alloc_event). */
+export interface AllocationEvent {
+  /** Namespace inode the number belongs to. */
+  inum: number;
+  /** The PID number as that namespace sees it. */
+  nr: number;
+  /**
+   * CLOCK_BOOTTIME ns: the new task's start_boottime (task_newtask hooks), or
+   * the allocation time (fexit/alloc_pid, where no task exists yet).
+   */
+  startNs: bigint;
+  /** pidfs inode of the new `struct pid` (0n before 6.9): never reused. */
+  ino: bigint;
+  /** The new task is a thread (known only on the task_newtask hooks). */
+  thread: boolean;
+  /** startNs is the task's own start_boottime. */
+  exactStart: boolean;
+}
+
+// struct pidgen_alloc_event, bpf/pidgen.h: u64 start_ns, u64 ino, u32 inum,
+// u32 nr, u32 flags, u32 reserved.
+const EVENT_SIZE = 32;
+const EVENT_THREAD = 0x1;
+const EVENT_EXACT_START = 0x2;
+
+/** Parses packed allocation records without a native call per record. */
+export function parseAllocationEvents(records: Uint8Array): AllocationEvent[] {
+  const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
+  const events: AllocationEvent[] = [];
+  for (let offset = 0; offset + EVENT_SIZE <= records.byteLength; offset += EVENT_SIZE) {
+    const flags = view.getUint32(offset + 24, true);
+    events.push({
+      startNs: view.getBigUint64(offset, true),
+      ino: view.getBigUint64(offset + 8, true),
+      inum: view.getUint32(offset + 16, true),
+      nr: view.getUint32(offset + 20, true),
+      thread: (flags & EVENT_THREAD) !== 0,
+      exactStart: (flags & EVENT_EXACT_START) !== 0,
+    });
+  }
+  return events;
+}
+
 /** An attach point that was tried and refused, and why. */
 export interface AttachRefusal {
   attach: string;
@@ -252,8 +295,32 @@ export class Guard implements Disposable {
    * Health counters of the BPF side. If either moves during a window, the
    * guard cannot vouch for it (a namespace got no record, or a read failed).
    */
-  health(): { nsMapFull: bigint; readErrors: bigint } {
+  health(): { nsMapFull: bigint; readErrors: bigint; logDrops: bigint } {
     return this.#handle.stats();
+  }
+
+  #logUsers = 0;
+
+  /**
+   * Starts logging every PID number taken in the scanning namespace (each
+   * call must be paired with {@link endAllocationLog}). The programs write
+   * to the ring only while someone logs, so the fork path pays nothing
+   * between snapshots. Records already in the ring are discarded.
+   */
+  beginAllocationLog(): void {
+    if (this.#logUsers++ === 0) {
+      this.#handle.setLogNamespace(this.namespace);
+      this.#handle.drainLog();
+    }
+  }
+
+  /** Everything logged since the previous drain, in the order the programs ran. */
+  drainAllocationLog(): AllocationEvent[] {
+    return parseAllocationEvents(this.#handle.drainLog());
+  }
+
+  endAllocationLog(): void {
+    if (this.#logUsers > 0 && --this.#logUsers === 0 && !this.closed) this.#handle.setLogNamespace(0);
   }
 
   /** Detaches and unloads everything. Safe to call twice. */

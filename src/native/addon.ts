@@ -29,14 +29,46 @@ export interface NativeGuardHandle {
   read(inum: number): NativeCounter | null;
   /** true if the seed was stored, false if the programs had made a record first. */
   seed(inum: number, lastNr: number): boolean;
-  stats(): { nsMapFull: bigint; readErrors: bigint };
+  stats(): { nsMapFull: bigint; readErrors: bigint; logDrops: bigint };
+  /** Which namespace's allocations go to the log ring; 0 stops logging. */
+  setLogNamespace(inum: number): void;
+  /** Every record in the ring, as packed `struct pidgen_alloc_event`s. */
+  drainLog(): Buffer;
   close(): void;
+}
+
+/** Raw reads of one /proc/<pid>, all through one directory fd. Each file is
+ * its bytes, or the errno that stopped it. */
+export interface NativeProcessRead {
+  pid: number;
+  /** Opening /proc/<pid> failed; nothing else was read. */
+  openErr?: number;
+  stat?: Buffer;
+  statErr?: number;
+  status?: Buffer;
+  statusErr?: number;
+  cmdline?: Buffer;
+  cmdlineErr?: number;
+  threads?: { tid: number; stat?: Buffer; statErr?: number }[];
+  threadsErr?: number;
+  pidfdIno?: bigint;
+  pidfdErr?: number;
+}
+
+export interface NativeReadOptions {
+  threads: boolean;
+  cmdline: boolean;
+  status: boolean;
+  pidfd: boolean;
 }
 
 export interface NativeAddon {
   open(options: { attach: AttachKind; verbose?: boolean }): NativeGuardHandle;
   setErrorClass(ctor: typeof PidgenError): void;
   libbpfVersion(): string;
+  /** CLOCK_BOOTTIME now, in nanoseconds. */
+  boottimeNs(): bigint;
+  readProcesses(procRoot: string, pids: Int32Array, options: NativeReadOptions): NativeProcessRead[];
   readonly layoutVersion: number;
 }
 

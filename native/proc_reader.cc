@@ -1,0 +1,138 @@
+// See proc_reader.h.
+#include "proc_reader.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+namespace pidgen_native {
+namespace {
+
+// Reads a whole file relative to dirfd. /proc files report size 0, so read
+// until EOF; most fit in the first 4 KiB, cmdline can be megabytes.
+FileRead ReadAt(int dirfd, const char* name) {
+  FileRead result;
+  int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    result.err = errno;
+    return result;
+  }
+  char chunk[4096];
+  for (;;) {
+    ssize_t n = read(fd, chunk, sizeof chunk);
+    if (n > 0) {
+      result.bytes.append(chunk, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      // ESRCH: the task died after open; what was read is not trustworthy.
+      result.err = errno;
+      result.bytes.clear();
+    }
+    break;
+  }
+  close(fd);
+  return result;
+}
+
+bool ParseTid(const char* name, int32_t* tid) {
+  char* end = nullptr;
+  long value = strtol(name, &end, 10);
+  if (end == name || *end != '\0' || value <= 0 || value > INT32_MAX) return false;
+  *tid = static_cast<int32_t>(value);
+  return true;
+}
+
+void ReadThreads(int process_dirfd, ProcessRead* process) {
+  int taskfd = openat(process_dirfd, "task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (taskfd < 0) {
+    process->threads_err = errno;
+    return;
+  }
+  DIR* dir = fdopendir(taskfd);  // takes ownership of taskfd
+  if (dir == nullptr) {
+    process->threads_err = errno;
+    close(taskfd);
+    return;
+  }
+  std::vector<int32_t> tids;
+  errno = 0;
+  while (dirent* entry = readdir(dir)) {
+    int32_t tid;
+    if (ParseTid(entry->d_name, &tid)) tids.push_back(tid);
+  }
+  if (errno != 0) process->threads_err = errno;
+  char path[40];
+  for (int32_t tid : tids) {
+    snprintf(path, sizeof path, "task/%d/stat", tid);
+    ThreadRead thread;
+    thread.tid = tid;
+    thread.stat = ReadAt(process_dirfd, path);
+    process->threads.push_back(std::move(thread));
+  }
+  closedir(dir);
+}
+
+}  // namespace
+
+std::vector<ProcessRead> ReadProcesses(const std::string& proc_root, const std::vector<int32_t>& pids,
+                                       const ReadOptions& options) {
+  std::vector<ProcessRead> results;
+  results.reserve(pids.size());
+  int rootfd = open(proc_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  char name[16];
+  for (int32_t pid : pids) {
+    ProcessRead process;
+    process.pid = pid;
+    if (rootfd < 0) {
+      process.open_err = errno;
+      results.push_back(std::move(process));
+      continue;
+    }
+    snprintf(name, sizeof name, "%d", pid);
+    int dirfd = openat(rootfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0) {
+      process.open_err = errno;
+      results.push_back(std::move(process));
+      continue;
+    }
+    // pidfd before the reads: if the stat read through dirfd succeeds after
+    // it, the dirfd's process held `pid` the whole time, so the pidfd names
+    // that same process and not a successor.
+    if (options.pidfd) {
+      int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+      if (pidfd < 0) {
+        process.pidfd_err = errno;
+      } else {
+        struct stat st;
+        if (fstat(pidfd, &st) == 0) {
+          process.pidfd_err = 0;
+          process.pidfd_ino = st.st_ino;
+        } else {
+          process.pidfd_err = errno;
+        }
+        close(pidfd);
+      }
+    }
+    process.stat = ReadAt(dirfd, "stat");
+    if (options.status) process.status = ReadAt(dirfd, "status");
+    if (options.cmdline) process.cmdline = ReadAt(dirfd, "cmdline");
+    if (options.threads) ReadThreads(dirfd, &process);
+    close(dirfd);
+    results.push_back(std::move(process));
+  }
+  if (rootfd >= 0) close(rootfd);
+  return results;
+}
+
+}  // namespace pidgen_native

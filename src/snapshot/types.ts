@@ -1,0 +1,79 @@
+/**
+ * The snapshot, as the library returns it and as `pidgen.snapshot/1` JSON
+ * carries it (DESIGN.md). In memory, nanosecond times and 64-bit counters are
+ * bigint; in JSON they are decimal strings (see output/json.ts).
+ */
+
+export const SNAPSHOT_SCHEMA = 'pidgen.snapshot/1';
+
+export type SnapshotSource = 'procfs' | 'bpf-iter';
+export type GuardKind = 'bpf' | 'netlink' | 'cursor' | 'none';
+
+/** Per-process fields that could not be read (EACCES, e.g. a hidepid= mount). */
+export type UnreadableField = 'stat' | 'status' | 'cmdline' | 'threads' | 'uid' | 'pidfdIno';
+
+export interface ThreadEntry {
+  tid: number;
+  comm: string;
+  /** One-letter state from stat: R, S, D, Z, T, t, X, I, ... */
+  state: string;
+  /** CLOCK_BOOTTIME nanoseconds the thread started. */
+  startNs: bigint;
+}
+
+export interface ProcessEntry {
+  pid: number;
+  ppid: number;
+  /** Real uid (first field of `Uid:` in status), as Perfetto reports it. */
+  uid: number | null;
+  comm: string;
+  /** argv; empty for kernel threads and zombies. Non-UTF-8 bytes become U+FFFD. */
+  cmdline: string[];
+  state: string;
+  startNs: bigint;
+  /** true: startNs is the kernel's exact start_boottime; false: /proc's clock ticks converted. */
+  startExact: boolean;
+  /** pidfs inode of the process (never reused), on kernels with pidfs (6.9+). */
+  pidfdIno?: bigint;
+  kernelThread: boolean;
+  threads: ThreadEntry[];
+  /** Fields that could not be read; absent when everything was read. */
+  unreadable?: UnreadableField[];
+  /** Text fields where bytes that are not UTF-8 were replaced; absent when none. */
+  lossy?: ('comm' | 'cmdline')[];
+}
+
+export interface ReusedPid {
+  pid: number;
+  /** CLOCK_BOOTTIME nanoseconds at which the new task took the PID. */
+  atNs: bigint;
+}
+
+export interface Snapshot {
+  schema: typeof SNAPSHOT_SCHEMA;
+  host: { hostname: string; kernel: string; bootId: string };
+  pidNamespace: { inum: number };
+  clock: 'boottime';
+  window: { startNs: bigint; endNs: bigint };
+  source: SnapshotSource;
+  guard: {
+    kind: GuardKind;
+    attach?: string;
+    generationBefore?: bigint;
+    generationAfter?: bigint;
+  };
+  coherent: boolean;
+  /** Why the snapshot is not coherent; present only when coherent is false. */
+  reason?: string;
+  attempts: number;
+  reused: ReusedPid[];
+  processes: ProcessEntry[];
+  stats: {
+    tasks: number;
+    durationNs: bigint;
+    /** PIDs re-read by exact repair, over all attempts. */
+    repaired?: number;
+    /** Full walks done (1 unless a repair had to fall back to a rescan). */
+    fullScans?: number;
+  };
+}
