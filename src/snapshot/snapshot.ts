@@ -1,0 +1,323 @@
+/**
+ * pidgen's main job: every process and thread of a PID namespace, with an
+ * honest answer to "is this coherent?" (DESIGN.md, "Coherent means").
+ *
+ * The walk is bracketed by the guard's allocation log. At each checkpoint the
+ * log names exactly the PID numbers handed to a new task since the last one.
+ * Only entries those numbers touch are repaired: re-read through a fresh
+ * directory fd, or dropped on the last attempt. Each repair pass reads a few
+ * PIDs, not the whole /proc, so it converges even when PIDs wrap faster than
+ * a full scan completes; a full rescan happens only when the log lost
+ * records.
+ *
+ * Why the log and not the generation alone: an unchanged generation means
+ * no number was allocated twice in the window, but a number from an earlier
+ * cycle whose task dies mid-walk can be handed out again without any wrap in
+ * the window. The generation is still reported; the decision uses the log.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname, release } from 'node:os';
+import { PidgenError, UsageError } from '../errors.js';
+import { Guard, type AllocationEvent } from '../guard/guard.js';
+import { kernelAtLeast, kernelVersion } from '../host/kernel.js';
+import { procPidNamespace } from '../host/pidns.js';
+import { listPids, readProcessEntries } from '../procfs/walker.js';
+import { BpfWindowTracker, NoWindowTracker, type WindowTracker } from './window.js';
+import { SNAPSHOT_SCHEMA, type ProcessEntry, type Snapshot, type SnapshotSource } from './types.js';
+
+/** /proc start times are in USER_HZ ticks of 10 ms. */
+const TICK_NS = 10_000_000n;
+
+/**
+ * How long the last checkpoint waits for the log record of a task that
+ * started inside the window but has not been logged yet. task_newtask fires
+ * a few instructions after the task becomes visible in /proc, so a walk can
+ * see a task whose record is still on its way.
+ */
+const LATE_RECORD_WAIT_MS = 20;
+
+export type GuardChoice = 'auto' | 'bpf' | 'none';
+
+export interface SnapshotOptions {
+  /**
+   * `'auto'` (default): the BPF guard if it loads, else none (with the reason
+   * in `snapshot.reason`). `'bpf'`: the BPF guard or an error. `'none'`: the
+   * naive walk, never coherent. Or an open {@link Guard} to reuse across
+   * snapshots (it is not closed).
+   */
+  guard?: GuardChoice | Guard;
+  /** Only `'procfs'` (and `'auto'`, which means procfs) for now. */
+  source?: 'auto' | SnapshotSource;
+  /** Include threads (default true). */
+  threads?: boolean;
+  /** Passes (the walk plus repairs) before giving up; default 3. */
+  maxAttempts?: number;
+  /** The /proc to walk; default `/proc`. */
+  procRoot?: string;
+  /** libbpf messages on stderr when loading a guard. */
+  verbose?: boolean;
+}
+
+interface Resolved {
+  tracker: WindowTracker;
+  close(): void;
+  /** Why a weaker guard than asked for is in use. */
+  notice?: string;
+}
+
+function resolveGuard(choice: GuardChoice | Guard, procRoot: string, verbose: boolean): Resolved {
+  if (choice instanceof Guard) return { tracker: new BpfWindowTracker(choice), close: () => {} };
+  if (choice === 'none') return { tracker: new NoWindowTracker(), close: () => {} };
+  try {
+    const guard = Guard.open({ procRoot, verbose });
+    return { tracker: new BpfWindowTracker(guard), close: () => guard.close() };
+  } catch (error) {
+    if (choice === 'bpf' || !(error instanceof PidgenError)) throw error;
+    const why = `no guard available (${error.message})`;
+    return { tracker: new NoWindowTracker(why), close: () => {}, notice: why };
+  }
+}
+
+function validate(options: SnapshotOptions): Required<Pick<SnapshotOptions, 'maxAttempts' | 'threads' | 'procRoot'>> {
+  const maxAttempts = options.maxAttempts ?? 3;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) {
+    throw new UsageError(`maxAttempts must be an integer from 1 to 100, got ${String(options.maxAttempts)}`);
+  }
+  if (options.source !== undefined && options.source !== 'auto' && options.source !== 'procfs') {
+    throw new UsageError(`source '${options.source}' is not available: use 'procfs'`);
+  }
+  return { maxAttempts, threads: options.threads ?? true, procRoot: options.procRoot ?? '/proc' };
+}
+
+function hostFacts(): Snapshot['host'] {
+  let bootId = '';
+  try {
+    bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    // Not fatal: a container may hide it.
+  }
+  return { hostname: hostname(), kernel: release(), bootId };
+}
+
+/** Takes a snapshot of every process and thread the /proc lists. */
+export async function snapshot(options: SnapshotOptions = {}): Promise<Snapshot> {
+  const { maxAttempts, threads, procRoot } = validate(options);
+  const resolved = resolveGuard(options.guard ?? 'auto', procRoot, options.verbose ?? false);
+  try {
+    const result = await walkCoherently(resolved.tracker, { maxAttempts, threads, procRoot });
+    if (resolved.notice && result.coherent === false && !result.reason) result.reason = resolved.notice;
+    return result;
+  } finally {
+    resolved.tracker.finish();
+    resolved.close();
+  }
+}
+
+/** The entries of a walk, and which entry each PID number belongs to. */
+class EntrySet {
+  readonly processes = new Map<number, ProcessEntry>();
+  /** pid or tid → the pid of the process entry holding it. */
+  #owner = new Map<number, number>();
+
+  constructor(entries: Iterable<ProcessEntry>) {
+    for (const entry of entries) this.put(entry);
+  }
+
+  put(entry: ProcessEntry): void {
+    this.remove(entry.pid);
+    this.processes.set(entry.pid, entry);
+    this.#owner.set(entry.pid, entry.pid);
+    for (const thread of entry.threads) this.#owner.set(thread.tid, entry.pid);
+  }
+
+  remove(pid: number): void {
+    const old = this.processes.get(pid);
+    if (!old) return;
+    this.processes.delete(pid);
+    if (this.#owner.get(pid) === pid) this.#owner.delete(pid);
+    for (const thread of old.threads) if (this.#owner.get(thread.tid) === pid) this.#owner.delete(thread.tid);
+  }
+
+  removeThread(tid: number): void {
+    const owner = this.owner(tid);
+    if (!owner || owner.pid === tid) return;
+    owner.threads = owner.threads.filter((t) => t.tid !== tid);
+    this.#owner.delete(tid);
+  }
+
+  owner(nr: number): ProcessEntry | undefined {
+    const pid = this.#owner.get(nr);
+    return pid === undefined ? undefined : this.processes.get(pid);
+  }
+
+  /** Start time (tick precision) of whatever entry holds nr. */
+  startOf(nr: number): bigint | undefined {
+    const owner = this.owner(nr);
+    if (!owner) return undefined;
+    return owner.pid === nr ? owner.startNs : owner.threads.find((t) => t.tid === nr)?.startNs;
+  }
+
+  *numbers(): Iterable<number> {
+    yield* this.#owner.keys();
+  }
+}
+
+interface WalkSettings {
+  maxAttempts: number;
+  threads: boolean;
+  procRoot: string;
+}
+
+async function walkCoherently(tracker: WindowTracker, settings: WalkSettings): Promise<Snapshot> {
+  const { procRoot, maxAttempts } = settings;
+  const readOptions = { threads: settings.threads, pidfd: kernelAtLeast(kernelVersion(), 6, 9) };
+  const namespace = procPidNamespace(procRoot);
+  const fullWalk = () => new EntrySet(readProcessEntries(procRoot, listPids(procRoot), readOptions));
+
+  let startNs = tracker.start();
+  let generationBefore = tracker.generation();
+  // Tasks whose start tick is at or after this one began after the log was
+  // armed, so the log must hold their record.
+  let loggedSinceTick = (startNs / TICK_NS + 1n) * TICK_NS;
+  let attempts = 1;
+  let fullScans = 1;
+  let repaired = 0;
+  let entries = fullWalk();
+  /** Every number taken since the window started: the latest event for each. */
+  let taken = new Map<number, AllocationEvent>();
+  let coherent = false;
+  let reason: string | undefined;
+  let endNs = startNs;
+  let waitingSince: number | undefined;
+
+  for (;;) {
+    const checkpoint = tracker.checkpoint();
+    endNs = checkpoint.endNs;
+
+    if (checkpoint.taken === null) {
+      // The log cannot say which numbers were taken: only a new full walk,
+      // in a new window, can be vouched for.
+      if (!tracker.exact || attempts >= maxAttempts) {
+        reason = tracker.exact ? `${checkpoint.reason}; gave up after ${attempts} attempts` : checkpoint.reason;
+        break;
+      }
+      attempts++;
+      fullScans++;
+      startNs = tracker.start();
+      generationBefore = tracker.generation();
+      loggedSinceTick = (startNs / TICK_NS + 1n) * TICK_NS;
+      taken = new Map();
+      waitingSince = undefined;
+      entries = fullWalk();
+      continue;
+    }
+
+    for (const [nr, event] of checkpoint.taken) taken.set(nr, event);
+
+    // Entries this checkpoint's numbers touch: unless the entry provably is
+    // the new task (same pidfs inode), it may be the old holder.
+    const suspects = new Set<number>();
+    for (const [nr, event] of checkpoint.taken) {
+      const owner = entries.owner(nr);
+      if (!owner) continue;
+      if (owner.pid === nr && event.ino !== 0n && owner.pidfdIno === event.ino) continue;
+      suspects.add(nr);
+    }
+
+    // Entries that started after the log was armed but have no record yet:
+    // their record is still on its way (see LATE_RECORD_WAIT_MS).
+    const unlogged: number[] = [];
+    for (const nr of entries.numbers()) {
+      const start = entries.startOf(nr);
+      if (start !== undefined && start >= loggedSinceTick && !taken.has(nr)) unlogged.push(nr);
+    }
+    if (suspects.size === 0 && unlogged.length > 0) {
+      waitingSince ??= Date.now();
+      if (Date.now() - waitingSince < LATE_RECORD_WAIT_MS) {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        continue;
+      }
+      // Never logged: treat as suspects, so they are re-read or dropped.
+      for (const nr of unlogged) suspects.add(nr);
+    }
+
+    if (suspects.size === 0) {
+      coherent = true;
+      break;
+    }
+
+    if (attempts >= maxAttempts) {
+      // No passes left to re-read: drop what cannot be vouched for. Every
+      // suspect's number was handed to a new task inside the window, so the
+      // task its entry describes died in the window or started in it, and
+      // neither must be in the snapshot. What stays is coherent.
+      for (const nr of suspects) {
+        if (entries.owner(nr)?.pid === nr) entries.remove(nr);
+        else entries.removeThread(nr);
+      }
+      repaired += suspects.size;
+      coherent = true;
+      break;
+    }
+
+    // Exact repair: re-read only the processes the suspects belong to, each
+    // through a fresh directory fd; the next checkpoint vouches for them.
+    attempts++;
+    const owners = new Set<number>();
+    for (const nr of suspects) {
+      const owner = entries.owner(nr);
+      owners.add(owner?.pid ?? nr);
+    }
+    repaired += owners.size;
+    const fresh = new Map(readProcessEntries(procRoot, [...owners], readOptions).map((e) => [e.pid, e]));
+    for (const pid of owners) {
+      const entry = fresh.get(pid);
+      if (entry) entries.put(entry);
+      else entries.remove(pid);
+    }
+    waitingSince = undefined;
+  }
+
+  const generationAfter = tracker.generation();
+  const processes = [...entries.processes.values()].sort((a, b) => a.pid - b.pid);
+
+  // Exact start times, and the PIDs given to a new task inside the window.
+  const reused: Snapshot['reused'] = [];
+  for (const process of processes) {
+    const event = taken.get(process.pid);
+    if (event?.exactStart && (event.startNs / TICK_NS) * TICK_NS === process.startNs) {
+      process.startNs = event.startNs;
+      process.startExact = true;
+    }
+  }
+  if (tracker.exact) {
+    for (const nr of entries.numbers()) {
+      const event = taken.get(nr);
+      if (event) reused.push({ pid: nr, atNs: event.startNs });
+    }
+    reused.sort((a, b) => a.pid - b.pid);
+  }
+
+  const tasks = processes.reduce((n, p) => n + Math.max(1, p.threads.length), 0);
+  const result: Snapshot = {
+    schema: SNAPSHOT_SCHEMA,
+    host: hostFacts(),
+    pidNamespace: { inum: namespace },
+    clock: 'boottime',
+    window: { startNs, endNs },
+    source: 'procfs',
+    guard: {
+      kind: tracker.kind,
+      ...(tracker.attach ? { attach: tracker.attach } : {}),
+      ...(generationBefore !== undefined ? { generationBefore } : {}),
+      ...(generationAfter !== undefined ? { generationAfter } : {}),
+    },
+    coherent,
+    ...(coherent ? {} : { reason: reason ?? 'not coherent' }),
+    attempts,
+    reused,
+    processes,
+    stats: { tasks, durationNs: endNs - startNs, repaired, fullScans },
+  };
+  return result;
+}
