@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { packageVersion } from '../package.js';
 import { runDoctorCommand } from './commands/doctor.js';
 import { runGen } from './commands/gen.js';
+import { runSnapshot, type SnapshotCommandOptions } from './commands/snapshot.js';
 import { EXIT_FAILURE, EXIT_OK, reportError } from './report.js';
 
 const out = (text: string) => {
@@ -28,6 +29,32 @@ export function buildProgram(): Command {
     .version(packageVersion, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+
+  program
+    .command('snapshot')
+    .description(
+      'Take a snapshot of every process and thread in this PID namespace, bracketed by the guard, ' +
+        'and say whether it is coherent (JSON when stdout is not a terminal, a table when it is).',
+    )
+    .addOption(new Option('--format <format>', 'output format').choices(['json', 'jsonl', 'table']))
+    .option('-o, --output <file>', 'write to FILE atomically (temporary file, then rename)')
+    .option('--no-threads', 'processes only, no threads')
+    .addOption(
+      new Option('--max-attempts <n>', 'walk plus repair passes before giving up')
+        .argParser(positiveInteger('--max-attempts', 100))
+        .default(3),
+    )
+    .option('--require-coherent', 'exit 3 when the snapshot is not coherent')
+    .addOption(
+      new Option('--guard <guard>', 'bpf: the BPF guard or fail; none: the naive walk, never coherent; auto: bpf, else none')
+        .choices(['auto', 'bpf', 'none'])
+        .default('auto'),
+    )
+    .addOption(new Option('--source <source>', 'where facts come from').choices(['auto', 'procfs']).default('auto'))
+    .addOption(verboseOption())
+    .action(async (options: SnapshotCommandOptions) => {
+      process.exitCode = await runSnapshot(options, out);
+    });
 
   program
     .command('gen')

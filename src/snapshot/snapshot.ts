@@ -56,6 +56,11 @@ export interface SnapshotOptions {
   procRoot?: string;
   /** libbpf messages on stderr when loading a guard. */
   verbose?: boolean;
+  /**
+   * @internal Test seam: runs after the first full walk, before the first
+   * checkpoint, so a test can reuse a PID inside the window on purpose.
+   */
+  afterFirstWalk?: () => void | Promise<void>;
 }
 
 interface Resolved {
@@ -104,7 +109,12 @@ export async function snapshot(options: SnapshotOptions = {}): Promise<Snapshot>
   const { maxAttempts, threads, procRoot } = validate(options);
   const resolved = resolveGuard(options.guard ?? 'auto', procRoot, options.verbose ?? false);
   try {
-    const result = await walkCoherently(resolved.tracker, { maxAttempts, threads, procRoot });
+    const result = await walkCoherently(resolved.tracker, {
+      maxAttempts,
+      threads,
+      procRoot,
+      ...(options.afterFirstWalk ? { afterFirstWalk: options.afterFirstWalk } : {}),
+    });
     if (resolved.notice && result.coherent === false && !result.reason) result.reason = resolved.notice;
     return result;
   } finally {
@@ -166,6 +176,7 @@ interface WalkSettings {
   maxAttempts: number;
   threads: boolean;
   procRoot: string;
+  afterFirstWalk?: () => void | Promise<void>;
 }
 
 async function walkCoherently(tracker: WindowTracker, settings: WalkSettings): Promise<Snapshot> {
@@ -183,6 +194,7 @@ async function walkCoherently(tracker: WindowTracker, settings: WalkSettings): P
   let fullScans = 1;
   let repaired = 0;
   let entries = fullWalk();
+  await settings.afterFirstWalk?.();
   /** Every number taken since the window started: the latest event for each. */
   let taken = new Map<number, AllocationEvent>();
   let coherent = false;

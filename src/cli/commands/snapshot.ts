@@ -1,0 +1,72 @@
+/** `pidgen snapshot`: a coherent snapshot of every process and thread. */
+import { writeFileAtomic, removePendingTempFiles } from '../../output/atomic-write.js';
+import { toJSON, toJSONL } from '../../output/json.js';
+import { toTable } from '../../output/table.js';
+import { snapshot, type GuardChoice } from '../../snapshot/snapshot.js';
+import type { Snapshot } from '../../snapshot/types.js';
+import { EXIT_NOT_COHERENT, EXIT_OK } from '../report.js';
+
+export type SnapshotFormat = 'json' | 'jsonl' | 'table';
+
+export interface SnapshotCommandOptions {
+  format?: SnapshotFormat;
+  output?: string;
+  threads: boolean;
+  maxAttempts: number;
+  requireCoherent?: boolean;
+  guard: GuardChoice;
+  source: 'auto' | 'procfs';
+  verbose?: boolean;
+}
+
+function render(result: Snapshot, format: SnapshotFormat): string {
+  if (format === 'table') return toTable(result);
+  if (format === 'jsonl') return toJSONL(result);
+  return toJSON(result, { pretty: true });
+}
+
+/**
+ * Signals end the process without unwinding, so an `-o` write in flight
+ * would strand its temp file: remove it, and leave the target untouched.
+ * The kernel frees the guard's programs when the process exits.
+ */
+function onSignalCleanUp(): () => void {
+  const handler = (signal: NodeJS.Signals) => {
+    removePendingTempFiles();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', handler);
+  process.once('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+}
+
+export async function runSnapshot(options: SnapshotCommandOptions, out: (text: string) => void): Promise<number> {
+  const restore = onSignalCleanUp();
+  try {
+    const result = await snapshot({
+      guard: options.guard,
+      source: options.source,
+      threads: options.threads,
+      maxAttempts: options.maxAttempts,
+      verbose: options.verbose ?? false,
+    });
+    if (result.guard.kind === 'none' && options.guard === 'auto') {
+      process.stderr.write(`pidgen: notice: ${result.reason ?? 'no guard'}; this snapshot is not coherent\n`);
+    }
+    // JSON by default when the output is a file or a pipe; a table for people.
+    const format = options.format ?? (options.output === undefined && process.stdout.isTTY ? 'table' : 'json');
+    const text = render(result, format);
+    if (options.output !== undefined) await writeFileAtomic(options.output, text);
+    else out(text);
+    if (options.requireCoherent && !result.coherent) {
+      process.stderr.write(`pidgen: snapshot is not coherent: ${result.reason ?? 'unknown reason'}\n`);
+      return EXIT_NOT_COHERENT;
+    }
+    return EXIT_OK;
+  } finally {
+    restore();
+  }
+}

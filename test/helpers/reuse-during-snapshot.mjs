@@ -1,0 +1,39 @@
+// Runs as PID 1 of a child PID namespace. Takes a snapshot and, between the
+// walk and the checkpoint, kills a process the walk saw and hands its PID to
+// a new process (by writing ns_last_pid in this namespace, never the host's).
+// Prints what happened and the snapshot as one JSON line.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { snapshot } from '../../dist/src/snapshot/snapshot.js';
+import { toJSONObject } from '../../dist/src/output/json.js';
+
+const maxAttempts = Number(process.argv[2] ?? 3);
+const startOf = (pid) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+};
+
+const old = spawn('sleep', ['1000'], { stdio: 'ignore' });
+await once(old, 'spawn');
+let fresh;
+const result = await snapshot({
+  guard: 'bpf',
+  maxAttempts,
+  afterFirstWalk: async () => {
+    const exited = once(old, 'exit');
+    old.kill('SIGKILL');
+    await exited;
+    writeFileSync('/proc/sys/kernel/ns_last_pid', String(old.pid - 1));
+    fresh = spawn('sleep', ['1000'], { stdio: 'ignore' });
+    await once(fresh, 'spawn');
+  },
+});
+const report = {
+  oldPid: old.pid,
+  freshPid: fresh.pid,
+  freshStartTicks: startOf(fresh.pid),
+  snapshot: toJSONObject(result),
+};
+fresh.kill('SIGKILL');
+console.log(JSON.stringify(report));

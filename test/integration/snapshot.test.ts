@@ -1,0 +1,176 @@
+// `snapshot()` and `pidgen snapshot` on the real kernel: exact repair of a
+// PID reused inside the window, vanished processes, output formats, schema.
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readProcessEntries } from '../../src/procfs/walker.js';
+import { snapshot } from '../../src/snapshot/snapshot.js';
+import { runCli } from '../helpers/cli.js';
+import { expectNothingLeft, isRoot } from '../helpers/kernel.js';
+
+const root = join(import.meta.dirname, '..', '..');
+const schema = JSON.parse(readFileSync(join(root, 'schema', 'snapshot-1.json'), 'utf8')) as object;
+const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
+
+interface ReuseReport {
+  oldPid: number;
+  freshPid: number;
+  freshStartTicks: string;
+  snapshot: {
+    coherent: boolean;
+    attempts: number;
+    reused: { pid: number; atNs: string }[];
+    processes: { pid: number; comm: string; startNs: string; startExact: boolean }[];
+    stats: { repaired: number };
+  };
+}
+
+/** Kills a process the walk saw and hands its PID to a new one, inside the window. */
+function reuseDuringSnapshot(maxAttempts: number): ReuseReport {
+  const probe = join(root, 'test', 'helpers', 'reuse-during-snapshot.mjs');
+  const result = spawnSync('unshare', ['-pfm', '--mount-proc', process.execPath, probe, String(maxAttempts)], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  if (result.status !== 0) throw new Error(`reuse probe failed: ${result.stderr}`);
+  return JSON.parse(result.stdout) as ReuseReport;
+}
+
+describe.runIf(isRoot)('[kernel] exact repair', () => {
+  it('a PID reused between the walk and the checkpoint is found from the log, re-read alone, and listed in reused with the new task\'s exact start', () => {
+    const report = reuseDuringSnapshot(3);
+    const snap = report.snapshot;
+    // The setup really reused the number.
+    expect(report.freshPid).toBe(report.oldPid);
+    expect(snap.coherent).toBe(true);
+    expect(snap.attempts).toBe(2);
+    // Only that one process was re-read, not the whole /proc.
+    expect(snap.stats.repaired).toBe(1);
+    const entry = snap.processes.find((p) => p.pid === report.oldPid);
+    expect(entry?.startExact).toBe(true);
+    // The entry now describes the new task: its exact start matches /proc's ticks.
+    expect(BigInt(entry!.startNs) / 10_000_000n).toBe(BigInt(report.freshStartTicks));
+    expect(snap.reused).toEqual([{ pid: report.oldPid, atNs: entry!.startNs }]);
+  });
+
+  it('with no pass left to re-read, the stale entry is dropped and the snapshot is still coherent', () => {
+    const report = reuseDuringSnapshot(1);
+    expect(report.snapshot.coherent).toBe(true);
+    expect(report.snapshot.attempts).toBe(1);
+    expect(report.snapshot.processes.map((p) => p.pid)).not.toContain(report.oldPid);
+    expect(report.snapshot.reused).toEqual([]);
+  });
+
+  it('a quiet snapshot is coherent at the first attempt, lists this process, and unloads its guard', async () => {
+    const snap = await snapshot({ guard: 'bpf' });
+    expect(snap.coherent).toBe(true);
+    expect(snap.guard.kind).toBe('bpf');
+    expect(snap.window.endNs).toBeGreaterThan(snap.window.startNs);
+    const self = snap.processes.find((p) => p.pid === process.pid);
+    expect(self?.cmdline[0]).toContain('node');
+    expect(self?.threads.length).toBeGreaterThan(1);
+    expect(await expectNothingLeft()).toEqual({ progs: [], links: [], maps: [] });
+  });
+});
+
+describe('[kernel] the procfs walk', () => {
+  it('a process that vanishes between readdir and read is skipped without error', async () => {
+    const child = spawn('sleep', ['1000'], { stdio: 'ignore' });
+    await once(child, 'spawn');
+    const pid = child.pid!;
+    // As if readdir had listed it: it dies and is reaped before the read.
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    await exited;
+    const entries = readProcessEntries('/proc', [pid, process.pid], { threads: true, pidfd: false });
+    expect(entries.map((e) => e.pid)).toEqual([process.pid]);
+  });
+
+  it('--guard none takes the naive walk and never calls it coherent', async () => {
+    const snap = await snapshot({ guard: 'none' });
+    expect(snap.coherent).toBe(false);
+    expect(snap.reason).toMatch(/no guard/);
+    expect(snap.guard).toEqual({ kind: 'none' });
+    expect(snap.processes.length).toBeGreaterThan(0);
+  });
+});
+
+describe.runIf(isRoot)('[kernel] pidgen snapshot', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pidgen-snapshot-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('writes JSON when stdout is not a terminal, and it validates against schema/snapshot-1.json', () => {
+    const result = runCli(['snapshot']);
+    expect(result.status).toBe(0);
+    const json = JSON.parse(result.stdout) as { schema: string; coherent: boolean; processes: { pid: number }[] };
+    const valid = validate(json);
+    expect(validate.errors ?? []).toEqual([]);
+    expect(valid).toBe(true);
+    expect(json.schema).toBe('pidgen.snapshot/1');
+    expect(json.coherent).toBe(true);
+    expect(json.processes.some((p) => p.pid === 1)).toBe(true);
+  });
+
+  it('-o writes the file atomically: the file is complete and no temporary file is left beside it', () => {
+    const target = join(dir, 'snap.json');
+    const result = runCli(['snapshot', '-o', target, '--no-threads']);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toBe('');
+    expect(readdirSync(dir)).toEqual(['snap.json']);
+    const json = JSON.parse(readFileSync(target, 'utf8')) as { processes: { threads: unknown[] }[] };
+    expect(validate(json)).toBe(true);
+    // --no-threads: processes only.
+    expect(json.processes.every((p) => p.threads.length === 0)).toBe(true);
+  });
+
+  it('--format jsonl gives a header line, then one process per line', () => {
+    const result = runCli(['snapshot', '--format', 'jsonl']);
+    expect(result.status).toBe(0);
+    const lines = result.stdout.trimEnd().split('\n');
+    const header = JSON.parse(lines[0]!) as { processCount: number; schema: string };
+    expect(header.schema).toBe('pidgen.snapshot/1');
+    expect(lines.length - 1).toBe(header.processCount);
+    for (const line of lines.slice(1)) expect(JSON.parse(line)).toHaveProperty('pid');
+  });
+
+  it('--format table prints one row per process under a header that says whether it is coherent', () => {
+    const result = runCli(['snapshot', '--format', 'table']);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/coherent: yes/);
+    expect(result.stdout).toMatch(/^\s+PID\s+PPID\s+UID\s+STATE\s+THR\s+START\s+COMM\s+CMDLINE$/m);
+  });
+
+  it('--require-coherent exits 3 for a snapshot that is not coherent, after still writing it', () => {
+    const result = runCli(['snapshot', '--guard', 'none', '--require-coherent']);
+    expect(result.status).toBe(3);
+    expect(JSON.parse(result.stdout)).toMatchObject({ coherent: false });
+    expect(result.stderr).toMatch(/not coherent: no guard/);
+  });
+
+  it('--guard bpf without privileges fails clearly with exit 1; --guard auto still gives a snapshot, with a notice', () => {
+    const bpf = runCli(['snapshot', '--guard', 'bpf'], { asUser: 65534 });
+    expect(bpf.status).toBe(1);
+    expect(bpf.stderr).toMatch(/missing CAP_BPF and CAP_PERFMON/);
+    expect(bpf.stderr).not.toMatch(/\n\s+at /);
+
+    const auto = runCli(['snapshot'], { asUser: 65534 });
+    expect(auto.status).toBe(0);
+    expect(auto.stderr).toMatch(/notice: no guard available/);
+    expect(JSON.parse(auto.stdout)).toMatchObject({ coherent: false, guard: { kind: 'none' } });
+  });
+
+  it.each([
+    [['snapshot', '--format', 'xml'], /argument 'xml' is invalid/],
+    [['snapshot', '--max-attempts', 'many'], /--max-attempts must be an integer/],
+    [['snapshot', '--guard', 'magic'], /argument 'magic' is invalid/],
+    [['snapshot', '--threads-only'], /unknown option/],
+  ])('pidgen %j is a usage error: exit 2', (args, message) => {
+    const result = runCli(args);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(message);
+  });
+});
