@@ -1,6 +1,13 @@
 /**
  * pidgen: coherent process snapshots on unpatched Linux.
  *
+ * @example A snapshot
+ * ```ts
+ * import { snapshot } from 'pidgen';
+ * const snap = await snapshot();
+ * if (!snap.coherent) console.warn(snap.reason);
+ * ```
+ *
  * @example The `/proc/pid_gen` pattern
  * ```ts
  * import { Guard } from 'pidgen';
@@ -12,8 +19,16 @@
  * }
  * ```
  */
-export { Guard, ATTACH_ORDER, ATTACH_POINTS } from './guard/guard.js';
-export type { AttachKind, AttachRefusal, GuardOptions, NamespaceCounter } from './guard/guard.js';
+export { Guard, ATTACH_ORDER, ATTACH_POINTS, parseAllocationEvents } from './guard/guard.js';
+export type { AllocationEvent, AttachKind, AttachRefusal, GuardOptions, NamespaceCounter } from './guard/guard.js';
+export { snapshot } from './snapshot/snapshot.js';
+export type { GuardChoice, SnapshotOptions } from './snapshot/snapshot.js';
+export { SNAPSHOT_SCHEMA } from './snapshot/types.js';
+export type { GuardKind, ProcessEntry, ReusedPid, Snapshot, SnapshotSource, ThreadEntry, UnreadableField } from './snapshot/types.js';
+export { toJSON, toJSONL, toJSONObject, fromJSON } from './output/json.js';
+export type { SnapshotJson } from './output/json.js';
+export { toTable } from './output/table.js';
+export { writeFileAtomic } from './output/atomic-write.js';
 export { PidgenError, UsageError } from './errors.js';
 export type { PidgenErrorDetails } from './errors.js';
 export { runDoctor } from './doctor/checks.js';
