@@ -28,6 +28,14 @@ struct {
 	__type(value, struct pidgen_ns_counter);
 } pidgen_ns SEC(".maps");
 
+/* Written by the loader, read by whoever opens a pinned counter. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pidgen_meta);
+} pidgen_meta SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, PIDGEN_LOG_BYTES);

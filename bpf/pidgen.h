@@ -61,6 +61,22 @@ struct pidgen_alloc_event {
 	unsigned int reserved;
 };
 
+/* pidgen_meta.attach */
+#define PIDGEN_ATTACH_FEXIT 1
+#define PIDGEN_ATTACH_TP_BTF 2
+#define PIDGEN_ATTACH_RAW_TP 3
+
+/*
+ * The one value of the pidgen_meta map: what a later pidgen needs to know
+ * about a pinned counter before it trusts the other pinned maps.
+ */
+struct pidgen_meta {
+	unsigned int layout_version;              /* PIDGEN_LAYOUT_VERSION of the pinner */
+	unsigned int attach;                      /* PIDGEN_ATTACH_* */
+	unsigned long long attached_boottime_ns;  /* CLOCK_BOOTTIME when it was attached */
+	unsigned long long attached_realtime_ns;  /* CLOCK_REALTIME then, for people */
+};
+
 /* Size of the allocation log ring buffer (a power of two, page multiple). */
 #define PIDGEN_LOG_BYTES (1u << 20)
 

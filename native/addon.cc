@@ -3,6 +3,10 @@
 // types and state, because a wrong call must throw, not crash the process.
 #include <napi.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -74,6 +78,15 @@ Napi::Object CounterToObject(Napi::Env env, uint32_t inum, const pidgen_ns_count
   return o;
 }
 
+Napi::Object MetaToObject(Napi::Env env, const pidgen_meta& meta) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("layoutVersion", meta.layout_version);
+  o.Set("attach", meta.attach);
+  o.Set("attachedBoottimeNs", Napi::BigInt::New(env, static_cast<uint64_t>(meta.attached_boottime_ns)));
+  o.Set("attachedRealtimeNs", Napi::BigInt::New(env, static_cast<uint64_t>(meta.attached_realtime_ns)));
+  return o;
+}
+
 uint32_t Uint32Arg(const Napi::CallbackInfo& info, size_t index, const char* name) {
   if (info.Length() <= index || !info[index].IsNumber()) {
     ThrowPidgenError(info.Env(), std::string(name) + " must be a number", "EINVAL", "argument", EINVAL,
@@ -94,6 +107,9 @@ class GuardHandle : public Napi::ObjectWrap<GuardHandle> {
                        {
                            InstanceAccessor<&GuardHandle::Attach>("attach"),
                            InstanceAccessor<&GuardHandle::Closed>("closed"),
+                           InstanceAccessor<&GuardHandle::Pinned>("pinned"),
+                           InstanceAccessor<&GuardHandle::Meta>("meta"),
+                           InstanceMethod<&GuardHandle::Pin>("pin"),
                            InstanceMethod<&GuardHandle::ReadAll>("readAll"),
                            InstanceMethod<&GuardHandle::Read>("read"),
                            InstanceMethod<&GuardHandle::Seed>("seed"),
@@ -133,6 +149,25 @@ class GuardHandle : public Napi::ObjectWrap<GuardHandle> {
   }
 
   Napi::Value Closed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !IsOpen()); }
+
+  Napi::Value Pinned(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), IsOpen() && slot_->guard->pinned());
+  }
+
+  Napi::Value Meta(const Napi::CallbackInfo& info) {
+    return MetaToObject(info.Env(), Live(info.Env(), "meta")->meta());
+  }
+
+  // pin(dir): pins link and maps under dir, which must exist.
+  Napi::Value Pin(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) {
+      ThrowPidgenError(env, "pin: a directory path is required", "EINVAL", "pin", EINVAL, "", "");
+    }
+    LoaderError error;
+    if (!Live(env, "pin")->Pin(info[0].As<Napi::String>().Utf8Value(), &error)) ThrowLoaderError(env, error);
+    return env.Undefined();
+  }
 
   Napi::Value ReadAll(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -204,6 +239,19 @@ class GuardHandle : public Napi::ObjectWrap<GuardHandle> {
   std::shared_ptr<GuardSlot> slot_;
 };
 
+// Hands a loaded or pinned guard to JS; the environment's list keeps it
+// reachable for the teardown hook.
+Napi::Value WrapGuard(Napi::Env env, Guard* guard) {
+  AddonData* data = env.GetInstanceData<AddonData>();
+  // Drop slots already released, so a long-lived process that opens and
+  // closes many guards does not grow this list.
+  std::erase_if(data->slots, [](const std::shared_ptr<GuardSlot>& slot) { return !slot->guard; });
+  auto slot = std::make_shared<GuardSlot>();
+  slot->guard.reset(guard);
+  data->slots.push_back(slot);
+  return data->handle_ctor.New({Napi::External<std::shared_ptr<GuardSlot>>::New(env, &slot)});
+}
+
 // open({ attach: "fexit" | "tp_btf" | "raw_tp", verbose?: boolean })
 Napi::Value Open(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -218,15 +266,32 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   LoaderError error;
   Guard* guard = Guard::Open(attach.As<Napi::String>().Utf8Value(), verbose, &error);
   if (guard == nullptr) ThrowLoaderError(env, error);
+  return WrapGuard(env, guard);
+}
 
-  AddonData* data = env.GetInstanceData<AddonData>();
-  // Drop slots already released, so a long-lived process that opens and
-  // closes many guards does not grow this list.
-  std::erase_if(data->slots, [](const std::shared_ptr<GuardSlot>& slot) { return !slot->guard; });
-  auto slot = std::make_shared<GuardSlot>();
-  slot->guard.reset(guard);
-  data->slots.push_back(slot);
-  return data->handle_ctor.New({Napi::External<std::shared_ptr<GuardSlot>>::New(env, &slot)});
+std::string PathArg(const Napi::CallbackInfo& info, const char* op) {
+  if (info.Length() < 1 || !info[0].IsString()) {
+    ThrowPidgenError(info.Env(), std::string(op) + ": a directory path is required", "EINVAL", op, EINVAL, "", "");
+  }
+  return info[0].As<Napi::String>().Utf8Value();
+}
+
+// openPinned(dir): the counter `pidgen pin` left in bpffs; loads nothing.
+Napi::Value OpenPinned(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  LoaderError error;
+  Guard* guard = Guard::OpenPinned(PathArg(info, "openPinned"), &error);
+  if (guard == nullptr) ThrowLoaderError(env, error);
+  return WrapGuard(env, guard);
+}
+
+// readPinnedMeta(dir): the pin's layout version, attach point and times.
+Napi::Value ReadPinnedMeta(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  pidgen_meta meta;
+  LoaderError error;
+  if (!Guard::ReadPinnedMeta(PathArg(info, "readPinnedMeta"), &meta, &error)) ThrowLoaderError(env, error);
+  return MetaToObject(env, meta);
 }
 
 // setErrorClass(PidgenError): errors thrown from here are instances of the
@@ -238,6 +303,30 @@ Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
   }
   env.GetInstanceData<AddonData>()->error_class = Napi::Persistent(info[0].As<Napi::Function>());
   return env.Undefined();
+}
+
+// lockFile(path): an exclusive flock on path (opened read-only), without
+// waiting. Returns the fd holding the lock, or -1 when another process holds
+// it. The kernel drops the lock when the fd closes or the process dies, so a
+// killed snapshot never leaves a stale lock.
+Napi::Value LockFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = PathArg(info, "lockFile");
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) ThrowLoaderError(env, LoaderError{"open for lock", path, errno, ""});
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    close(fd);
+    if (err == EWOULDBLOCK) return Napi::Number::New(env, -1);
+    ThrowLoaderError(env, LoaderError{"flock", path, err, ""});
+  }
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value UnlockFile(const Napi::CallbackInfo& info) {
+  int fd = static_cast<int>(Uint32Arg(info, 0, "fd"));
+  close(fd);
+  return info.Env().Undefined();
 }
 
 Napi::Value BoottimeNs(const Napi::CallbackInfo& info) {
@@ -319,6 +408,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("open", Napi::Function::New<Open>(env, "open"));
   exports.Set("setErrorClass", Napi::Function::New<SetErrorClass>(env, "setErrorClass"));
   exports.Set("libbpfVersion", Napi::Function::New<LibbpfVersion>(env, "libbpfVersion"));
+  exports.Set("openPinned", Napi::Function::New<OpenPinned>(env, "openPinned"));
+  exports.Set("readPinnedMeta", Napi::Function::New<ReadPinnedMeta>(env, "readPinnedMeta"));
+  exports.Set("lockFile", Napi::Function::New<LockFile>(env, "lockFile"));
+  exports.Set("unlockFile", Napi::Function::New<UnlockFile>(env, "unlockFile"));
   exports.Set("boottimeNs", Napi::Function::New<BoottimeNs>(env, "boottimeNs"));
   exports.Set("readProcesses", Napi::Function::New<ReadProcesses>(env, "readProcesses"));
   exports.Set("layoutVersion", Napi::Number::New(env, PIDGEN_LAYOUT_VERSION));

@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { packageVersion } from '../package.js';
 import { runDoctorCommand } from './commands/doctor.js';
 import { runGen } from './commands/gen.js';
+import { runPin, runStatus, runUnpin } from './commands/pin.js';
 import { runSnapshot, type SnapshotCommandOptions } from './commands/snapshot.js';
 import { EXIT_FAILURE, EXIT_OK, reportError } from './report.js';
 
@@ -46,8 +47,11 @@ export function buildProgram(): Command {
     )
     .option('--require-coherent', 'exit 3 when the snapshot is not coherent')
     .addOption(
-      new Option('--guard <guard>', 'bpf: the BPF guard or fail; none: the naive walk, never coherent; auto: bpf, else none')
-        .choices(['auto', 'bpf', 'none'])
+      new Option(
+        '--guard <guard>',
+        'bpf: the BPF guard (pinned or loaded now) or fail; cursor: unprivileged, conservative; none: the naive walk, never coherent; auto: bpf, else cursor',
+      )
+        .choices(['auto', 'bpf', 'cursor', 'none'])
         .default('auto'),
     )
     .addOption(new Option('--source <source>', 'where facts come from').choices(['auto', 'procfs']).default('auto'))
@@ -81,6 +85,26 @@ export function buildProgram(): Command {
     .action((options: { json?: boolean; verbose?: boolean }) => {
       if (!runDoctorCommand(options, out)) process.exitCode = EXIT_FAILURE;
     });
+
+  program
+    .command('pin')
+    .description(
+      'Load the counter and pin it under /sys/fs/bpf/pidgen/, so it keeps counting after this command exits ' +
+        '(a persistent /proc/pid_gen). Idempotent. gen and snapshot then use it and load nothing.',
+    )
+    .addOption(verboseOption())
+    .action((options: { verbose?: boolean }) => runPin(options, out));
+
+  program
+    .command('unpin')
+    .description('Remove everything `pidgen pin` pinned under /sys/fs/bpf/pidgen/, and nothing else.')
+    .action(() => runUnpin(out));
+
+  program
+    .command('status')
+    .description('Whether the counter is pinned, since when, its attach point, and the counters.')
+    .option('--json', 'print JSON instead of text')
+    .action((options: { json?: boolean }) => runStatus(options, out));
 
   return program;
 }

@@ -7,6 +7,7 @@
  * to ns_last_pid). Read it before and after a /proc walk: if it did not move,
  * no PID in that namespace can have been given to a new task in between.
  */
+import { existsSync } from 'node:fs';
 import { PidgenError } from '../errors.js';
 import { canLoadTracingBpf, effectiveCapabilities, missingBpfCapabilities } from '../host/capabilities.js';
 import { hasVmlinuxBtf, VMLINUX_BTF_PATH } from '../host/kernel.js';
@@ -17,6 +18,9 @@ export type { AttachKind } from '../native/addon.js';
 
 /** Attach points in the order `attach: 'auto'` tries them (DESIGN.md). */
 export const ATTACH_ORDER: readonly AttachKind[] = ['fexit', 'tp_btf', 'raw_tp'];
+
+/** Where `pidgen pin` keeps the counter in bpffs. */
+export const DEFAULT_PIN_DIR = '/sys/fs/bpf/pidgen';
 
 /** The kernel hook each attach kind uses, as libbpf and bpftool name it. */
 export const ATTACH_POINTS: Readonly<Record<AttachKind, string>> = {
@@ -41,6 +45,14 @@ export interface GuardOptions {
   verbose?: boolean;
   /** Where to look for the kernel's BTF. Default `/sys/kernel/btf/vmlinux`. */
   btfPath?: string;
+  /**
+   * The counter `pidgen pin` keeps in bpffs: `'auto'` (default) uses it when
+   * it exists and loads nothing then; `'never'` always loads a private one;
+   * `'only'` uses the pin or fails.
+   */
+  pinned?: 'auto' | 'never' | 'only';
+  /** Pin directory. Default `/sys/fs/bpf/pidgen`. */
+  pinDir?: string;
 }
 
 /** One PID namespace's counter. */
@@ -144,14 +156,14 @@ function attachList(attach: GuardOptions['attach']): readonly AttachKind[] {
 }
 
 /** Fails early, with advice, where the kernel would refuse anyway. */
-function preflight(btfPath: string): void {
+function preflight(btfPath: string | undefined): void {
   if (process.platform !== 'linux') {
     throw new PidgenError(`open guard: pidgen needs Linux, this is ${process.platform}`, {
       code: 'ENOSYS',
       op: 'open guard',
     });
   }
-  if (!hasVmlinuxBtf(btfPath)) {
+  if (btfPath !== undefined && !hasVmlinuxBtf(btfPath)) {
     throw new PidgenError(`open guard: no kernel BTF at ${btfPath}`, {
       code: 'ENOBTF',
       op: 'open guard',
@@ -179,15 +191,29 @@ export class Guard implements Disposable {
   readonly namespace: number;
   /** The ns_last_pid value the scanning namespace was seeded with, if the seed won. */
   readonly seededLastNr: number | undefined;
+  /** This guard is the counter `pidgen pin` left in bpffs: nothing was loaded. */
+  readonly pinned: boolean;
+  /** CLOCK_BOOTTIME when the counter was attached: it has counted since then. */
+  readonly attachedAtNs: bigint;
 
   #handle: NativeGuardHandle;
+  #pinDir: string;
 
-  private constructor(handle: NativeGuardHandle, refused: AttachRefusal[], namespace: number, seeded: number | undefined) {
+  private constructor(
+    handle: NativeGuardHandle,
+    refused: AttachRefusal[],
+    namespace: number,
+    seeded: number | undefined,
+    pinDir: string,
+  ) {
     this.#handle = handle;
-    this.attach = ATTACH_POINTS[handle.attach as AttachKind];
+    this.attach = handle.attach ?? 'unknown';
     this.refused = refused;
     this.namespace = namespace;
     this.seededLastNr = seeded;
+    this.pinned = handle.pinned;
+    this.attachedAtNs = handle.meta.attachedBoottimeNs;
+    this.#pinDir = pinDir;
   }
 
   /**
@@ -198,9 +224,39 @@ export class Guard implements Disposable {
   static open(options: GuardOptions = {}): Guard {
     const kinds = attachList(options.attach);
     const procRoot = options.procRoot ?? '/proc';
-    preflight(options.btfPath ?? VMLINUX_BTF_PATH);
+    const pinDir = options.pinDir ?? DEFAULT_PIN_DIR;
+    const pinnedMode = options.pinned ?? 'auto';
+    const usePin = pinnedMode !== 'never' && existsSync(`${pinDir}/meta`);
+    if (pinnedMode === 'only' && !usePin) {
+      throw new PidgenError(`open pinned guard: nothing pinned at ${pinDir}`, {
+        code: 'ENOENT',
+        op: 'open pinned guard',
+        target: pinDir,
+        hint: 'run `pidgen pin` first',
+      });
+    }
+    // A pinned counter needs no BTF here: it was verified when it was pinned.
+    preflight(usePin ? undefined : (options.btfPath ?? VMLINUX_BTF_PATH));
     const addon = nativeAddon();
     const namespace = procPidNamespace(procRoot);
+
+    if (usePin) {
+      let handle: NativeGuardHandle;
+      try {
+        handle = addon.openPinned(pinDir);
+      } catch (error) {
+        if (error instanceof PidgenError && error.code === 'EPROTO') {
+          throw new PidgenError(`open pinned guard ${pinDir}: pinned by an incompatible pidgen (another layout version)`, {
+            code: 'EPROTO',
+            op: 'open pinned guard',
+            target: pinDir,
+            hint: 'run `pidgen unpin` (as the pidgen that pinned it, or by removing the directory), then `pidgen pin`',
+          }, { cause: error });
+        }
+        throw error;
+      }
+      return Guard.#seeded(handle, [], namespace, pinDir);
+    }
 
     const refused: AttachRefusal[] = [];
     let lastLog: string | undefined;
@@ -233,6 +289,10 @@ export class Guard implements Disposable {
       );
     }
 
+    return Guard.#seeded(handle, refused, namespace, pinDir);
+  }
+
+  static #seeded(handle: NativeGuardHandle, refused: AttachRefusal[], namespace: number, pinDir: string): Guard {
     // Seed the scanning namespace so its first allocation after attach is
     // compared with a real previous number instead of being taken silently
     // as the baseline.
@@ -249,7 +309,8 @@ export class Guard implements Disposable {
     //   but reported after (task_newtask comes late) can only bump falsely.
     // So from the moment open() returns, no wrap in the scanning namespace
     // goes uncounted. ns_last_pid is per reader, so this seeds only when the
-    // scanning namespace is our own.
+    // scanning namespace is our own. A pinned counter is seeded the same way
+    // for a namespace it has no record of yet.
     let seeded: number | undefined;
     try {
       if (namespace === ownPidNamespace()) {
@@ -260,7 +321,16 @@ export class Guard implements Disposable {
       handle.close();
       throw error;
     }
-    return new Guard(handle, refused, namespace, seeded);
+    return new Guard(handle, refused, namespace, seeded, pinDir);
+  }
+
+  /**
+   * Pins this guard's link and maps under `dir`, so the counter keeps
+   * counting after this process exits (`pidgen pin`). The directory must
+   * exist on a bpffs mount.
+   */
+  pin(dir: string = this.#pinDir): void {
+    this.#handle.pin(dir);
   }
 
   /** True after {@link close}. */
@@ -300,14 +370,21 @@ export class Guard implements Disposable {
   }
 
   #logUsers = 0;
+  #logLock = -1;
 
   /**
    * Starts logging every PID number taken in the scanning namespace (each
    * call must be paired with {@link endAllocationLog}). The programs write
    * to the ring only while someone logs, so the fork path pays nothing
    * between snapshots. Records already in the ring are discarded.
+   *
+   * A pinned log is one ring for every process that opens the pin, and a
+   * ring has one reader: two snapshots draining it would each see half the
+   * records. So a pinned guard takes an exclusive lock on the pin directory
+   * first, waiting up to `waitMs`.
    */
-  beginAllocationLog(): void {
+  beginAllocationLog(waitMs = 10_000): void {
+    if (this.#logUsers === 0 && this.pinned) this.#logLock = lockPinDir(this.#pinDir, waitMs);
     if (this.#logUsers++ === 0) {
       this.#handle.setLogNamespace(this.namespace);
       this.#handle.drainLog();
@@ -320,15 +397,43 @@ export class Guard implements Disposable {
   }
 
   endAllocationLog(): void {
-    if (this.#logUsers > 0 && --this.#logUsers === 0 && !this.closed) this.#handle.setLogNamespace(0);
+    if (this.#logUsers > 0 && --this.#logUsers === 0) {
+      if (!this.closed) this.#handle.setLogNamespace(0);
+      if (this.#logLock >= 0) nativeAddon().unlockFile(this.#logLock);
+      this.#logLock = -1;
+    }
   }
 
-  /** Detaches and unloads everything. Safe to call twice. */
+  /**
+   * Detaches and unloads everything this process loaded (a pinned counter
+   * stays pinned). Safe to call twice.
+   */
   close(): void {
+    while (this.#logUsers > 0) this.endAllocationLog();
     this.#handle.close();
   }
 
   [Symbol.dispose](): void {
     this.close();
+  }
+}
+
+/** Waits (blocking, briefly) for the pinned log's lock; see beginAllocationLog. */
+function lockPinDir(dir: string, waitMs: number): number {
+  const addon = nativeAddon();
+  const deadline = Date.now() + waitMs;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    const fd = addon.lockFile(dir);
+    if (fd >= 0) return fd;
+    if (Date.now() > deadline) {
+      throw new PidgenError(`lock ${dir}: another pidgen snapshot is using the pinned allocation log`, {
+        code: 'EBUSY',
+        op: 'lock pinned log',
+        target: dir,
+        hint: 'wait for it to finish, or use a private guard (Guard.open({ pinned: "never" }))',
+      });
+    }
+    Atomics.wait(nap, 0, 0, 5);
   }
 }

@@ -22,9 +22,24 @@ export interface NativeCounter {
   flags: number;
 }
 
+/** What a loaded or pinned guard records about itself (struct pidgen_meta). */
+export interface NativeMeta {
+  layoutVersion: number;
+  /** PIDGEN_ATTACH_*: 1 fexit, 2 tp_btf, 3 raw_tp. */
+  attach: number;
+  attachedBoottimeNs: bigint;
+  attachedRealtimeNs: bigint;
+}
+
 export interface NativeGuardHandle {
-  readonly attach: AttachKind | null;
+  /** The attach point in the kernel's words, e.g. `tp_btf/task_newtask`. */
+  readonly attach: string | null;
   readonly closed: boolean;
+  /** Opened from bpffs pins rather than loaded by this process. */
+  readonly pinned: boolean;
+  readonly meta: NativeMeta;
+  /** Pins link and maps under dir (which must exist). */
+  pin(dir: string): void;
   readAll(): NativeCounter[];
   read(inum: number): NativeCounter | null;
   /** true if the seed was stored, false if the programs had made a record first. */
@@ -64,6 +79,12 @@ export interface NativeReadOptions {
 
 export interface NativeAddon {
   open(options: { attach: AttachKind; verbose?: boolean }): NativeGuardHandle;
+  /** The counter `pidgen pin` left in dir; loads nothing. EPROTO: another layout. */
+  openPinned(dir: string): NativeGuardHandle;
+  readPinnedMeta(dir: string): NativeMeta;
+  /** Exclusive flock without waiting: the fd holding it, or -1 if taken. */
+  lockFile(path: string): number;
+  unlockFile(fd: number): void;
   setErrorClass(ctor: typeof PidgenError): void;
   libbpfVersion(): string;
   /** CLOCK_BOOTTIME now, in nanoseconds. */

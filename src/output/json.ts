@@ -66,6 +66,7 @@ export interface SnapshotJson {
     attach?: string;
     generationBefore?: U64String;
     generationAfter?: U64String;
+    pinned?: true;
   };
   coherent: boolean;
   reason?: string;
@@ -103,6 +104,7 @@ export function toJSONObject(snapshot: Snapshot): SnapshotJson {
       ...(guard.attach !== undefined ? { attach: guard.attach } : {}),
       ...(guard.generationBefore !== undefined ? { generationBefore: u64('guard.generationBefore', guard.generationBefore) } : {}),
       ...(guard.generationAfter !== undefined ? { generationAfter: u64('guard.generationAfter', guard.generationAfter) } : {}),
+      ...(guard.pinned ? { pinned: true as const } : {}),
     },
     coherent: snapshot.coherent,
     ...(snapshot.reason !== undefined ? { reason: snapshot.reason } : {}),
@@ -181,6 +183,7 @@ export function fromJSON(text: string): Snapshot {
   if (generationBefore !== undefined) guard.generationBefore = generationBefore;
   const generationAfter = guardJson.optional('generationAfter')?.u64();
   if (generationAfter !== undefined) guard.generationAfter = generationAfter;
+  if (guardJson.optional('pinned')?.boolean() === true) guard.pinned = true;
 
   const stats: Snapshot['stats'] = {
     tasks: statsJson.field('tasks').int(),

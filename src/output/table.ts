@@ -67,6 +67,7 @@ function headerLines(snapshot: Snapshot): string[] {
   const host = `${escapeForTerminal(snapshot.host.hostname)} (${escapeForTerminal(snapshot.host.kernel)})`;
   let guardText = `guard ${guard.kind}`;
   if (guard.attach !== undefined) guardText += ` via ${escapeForTerminal(guard.attach)}`;
+  if (guard.pinned) guardText += ' (pinned)';
   if (guard.generationBefore !== undefined || guard.generationAfter !== undefined) {
     guardText += `, generation ${guard.generationBefore ?? '?'} -> ${guard.generationAfter ?? '?'}`;
   }

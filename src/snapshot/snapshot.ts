@@ -22,7 +22,7 @@ import { Guard, type AllocationEvent } from '../guard/guard.js';
 import { kernelAtLeast, kernelVersion } from '../host/kernel.js';
 import { procPidNamespace } from '../host/pidns.js';
 import { listPids, readProcessEntries } from '../procfs/walker.js';
-import { BpfWindowTracker, NoWindowTracker, type WindowTracker } from './window.js';
+import { BpfWindowTracker, CursorWindowTracker, NoWindowTracker, type WindowTracker } from './window.js';
 import { SNAPSHOT_SCHEMA, type ProcessEntry, type Snapshot, type SnapshotSource } from './types.js';
 
 /** /proc start times are in USER_HZ ticks of 10 ms. */
@@ -36,14 +36,15 @@ const TICK_NS = 10_000_000n;
  */
 const LATE_RECORD_WAIT_MS = 20;
 
-export type GuardChoice = 'auto' | 'bpf' | 'none';
+export type GuardChoice = 'auto' | 'bpf' | 'cursor' | 'none';
 
 export interface SnapshotOptions {
   /**
-   * `'auto'` (default): the BPF guard if it loads, else none (with the reason
-   * in `snapshot.reason`). `'bpf'`: the BPF guard or an error. `'none'`: the
-   * naive walk, never coherent. Or an open {@link Guard} to reuse across
-   * snapshots (it is not closed).
+   * `'auto'` (default): the BPF guard (pinned, or loaded now) if it can be
+   * had, else the unprivileged `'cursor'` guard. `'bpf'`: the BPF guard or an
+   * error. `'cursor'`: ns_last_pid and the fork count, no privileges needed.
+   * `'none'`: the naive walk, never coherent. Or an open {@link Guard} to
+   * reuse across snapshots (it is not closed).
    */
   guard?: GuardChoice | Guard;
   /** Only `'procfs'` (and `'auto'`, which means procfs) for now. */
@@ -73,13 +74,17 @@ interface Resolved {
 function resolveGuard(choice: GuardChoice | Guard, procRoot: string, verbose: boolean): Resolved {
   if (choice instanceof Guard) return { tracker: new BpfWindowTracker(choice), close: () => {} };
   if (choice === 'none') return { tracker: new NoWindowTracker(), close: () => {} };
+  if (choice === 'cursor') return { tracker: new CursorWindowTracker(), close: () => {} };
   try {
     const guard = Guard.open({ procRoot, verbose });
     return { tracker: new BpfWindowTracker(guard), close: () => guard.close() };
   } catch (error) {
     if (choice === 'bpf' || !(error instanceof PidgenError)) throw error;
-    const why = `no guard available (${error.message})`;
-    return { tracker: new NoWindowTracker(why), close: () => {}, notice: why };
+    return {
+      tracker: new CursorWindowTracker(),
+      close: () => {},
+      notice: `using the cursor guard: the BPF guard is not available (${error.message})`,
+    };
   }
 }
 
@@ -110,12 +115,12 @@ export async function snapshot(options: SnapshotOptions = {}): Promise<Snapshot>
   const resolved = resolveGuard(options.guard ?? 'auto', procRoot, options.verbose ?? false);
   try {
     const result = await walkCoherently(resolved.tracker, {
+      ...(resolved.notice ? { notice: resolved.notice } : {}),
       maxAttempts,
       threads,
       procRoot,
       ...(options.afterFirstWalk ? { afterFirstWalk: options.afterFirstWalk } : {}),
     });
-    if (resolved.notice && result.coherent === false && !result.reason) result.reason = resolved.notice;
     return result;
   } finally {
     resolved.tracker.finish();
@@ -172,7 +177,54 @@ class EntrySet {
   }
 }
 
+/** Same task? The pidfs inode says so exactly; otherwise the start tick,
+ * which a successor cannot share if the first task started before the
+ * window (a successor starts inside it). */
+function sameTask(old: { startNs: bigint; pidfdIno?: bigint }, fresh: { startNs: bigint; pidfdIno?: bigint }, windowStartTick: bigint): boolean {
+  if (old.pidfdIno !== undefined && fresh.pidfdIno !== undefined) return old.pidfdIno === fresh.pidfdIno;
+  return old.startNs === fresh.startNs && old.startNs < windowStartTick;
+}
+
+/**
+ * Re-reads the processes holding numbers that may have been handed out,
+ * keeps what is provably the same task, and drops what is not (it started
+ * inside the window or its predecessor died there; neither must be listed,
+ * and without a log there is no exact time to list it under `reused`).
+ * Returns how many processes were re-read.
+ */
+function verifyByRereading(
+  entries: EntrySet,
+  unverified: Set<number>,
+  procRoot: string,
+  readOptions: { threads: boolean; pidfd: boolean },
+  windowStartNs: bigint,
+): number {
+  const windowStartTick = (windowStartNs / TICK_NS) * TICK_NS;
+  const owners = new Map<number, ProcessEntry>();
+  for (const nr of unverified) {
+    const owner = entries.owner(nr);
+    if (owner) owners.set(owner.pid, owner);
+  }
+  const fresh = new Map(readProcessEntries(procRoot, [...owners.keys()], readOptions).map((e) => [e.pid, e]));
+  for (const [pid, old] of owners) {
+    const now = fresh.get(pid);
+    if (!now || (unverified.has(pid) && !sameTask(old, now, windowStartTick))) {
+      entries.remove(pid);
+      continue;
+    }
+    const oldThreads = new Map(old.threads.map((t) => [t.tid, t]));
+    now.threads = now.threads.filter((t) => {
+      if (!unverified.has(t.tid)) return true;
+      const before = oldThreads.get(t.tid);
+      return before !== undefined && sameTask(before, t, windowStartTick);
+    });
+    entries.put(now);
+  }
+  return owners.size;
+}
+
 interface WalkSettings {
+  notice?: string;
   maxAttempts: number;
   threads: boolean;
   procRoot: string;
@@ -236,12 +288,30 @@ async function walkCoherently(tracker: WindowTracker, settings: WalkSettings): P
       suspects.add(nr);
     }
 
+    // Without a log: the numbers that may have been handed out. Their
+    // entries are re-read and compared, not trusted.
+    const unverified = new Set<number>();
+    if (checkpoint.mayBeTaken) {
+      for (const nr of entries.numbers()) if (checkpoint.mayBeTaken(nr)) unverified.add(nr);
+    }
+    if (unverified.size > 0) {
+      if (attempts >= maxAttempts) {
+        reason = `could not rule out reuse of ${unverified.size} PID(s) without an allocation log; gave up after ${attempts} attempts`;
+        break;
+      }
+      attempts++;
+      repaired += verifyByRereading(entries, unverified, procRoot, readOptions, startNs);
+      continue;
+    }
+
     // Entries that started after the log was armed but have no record yet:
     // their record is still on its way (see LATE_RECORD_WAIT_MS).
     const unlogged: number[] = [];
-    for (const nr of entries.numbers()) {
-      const start = entries.startOf(nr);
-      if (start !== undefined && start >= loggedSinceTick && !taken.has(nr)) unlogged.push(nr);
+    if (tracker.hasLog) {
+      for (const nr of entries.numbers()) {
+        const start = entries.startOf(nr);
+        if (start !== undefined && start >= loggedSinceTick && !taken.has(nr)) unlogged.push(nr);
+      }
     }
     if (suspects.size === 0 && unlogged.length > 0) {
       waitingSince ??= Date.now();
@@ -291,6 +361,7 @@ async function walkCoherently(tracker: WindowTracker, settings: WalkSettings): P
   }
 
   const generationAfter = tracker.generation();
+  if (!coherent && settings.notice) reason = `${reason ?? 'not coherent'} (${settings.notice})`;
   const processes = [...entries.processes.values()].sort((a, b) => a.pid - b.pid);
 
   // Exact start times, and the PIDs given to a new task inside the window.
@@ -302,7 +373,7 @@ async function walkCoherently(tracker: WindowTracker, settings: WalkSettings): P
       process.startExact = true;
     }
   }
-  if (tracker.exact) {
+  if (tracker.hasLog) {
     for (const nr of entries.numbers()) {
       const event = taken.get(nr);
       if (event) reused.push({ pid: nr, atNs: event.startNs });
@@ -323,6 +394,7 @@ async function walkCoherently(tracker: WindowTracker, settings: WalkSettings): P
       ...(tracker.attach ? { attach: tracker.attach } : {}),
       ...(generationBefore !== undefined ? { generationBefore } : {}),
       ...(generationAfter !== undefined ? { generationAfter } : {}),
+      ...(tracker.pinned ? { pinned: true as const } : {}),
     },
     coherent,
     ...(coherent ? {} : { reason: reason ?? 'not coherent' }),

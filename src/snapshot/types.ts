@@ -61,6 +61,8 @@ export interface Snapshot {
     attach?: string;
     generationBefore?: bigint;
     generationAfter?: bigint;
+    /** The bpf guard was the counter `pidgen pin` left in bpffs. */
+    pinned?: true;
   };
   coherent: boolean;
   /** Why the snapshot is not coherent; present only when coherent is false. */

@@ -3,7 +3,10 @@
  * before and after, and at each checkpoint the exact set of PID numbers that
  * were handed to a new task since the previous one (or "unknown").
  */
+import { readFileSync } from 'node:fs';
+import { fsError } from '../errors.js';
 import { Guard, type AllocationEvent } from '../guard/guard.js';
+import { readNsLastPid, readPidMax } from '../host/pidns.js';
 import { nativeAddon } from '../native/addon.js';
 import type { GuardKind } from './types.js';
 
@@ -11,19 +14,30 @@ export interface Checkpoint {
   /** CLOCK_BOOTTIME when the checkpoint was taken: the window ends here if this is the last. */
   endNs: bigint;
   /**
-   * Numbers taken since the previous checkpoint, the latest event for each;
-   * null when the tracker cannot know them (lost log records, or no log).
+   * Numbers certainly handed to a new task since the previous checkpoint,
+   * the latest event for each (the bpf guard's log); null when the tracker
+   * cannot say (lost log records, no log, or a possible wrap).
    */
   taken: Map<number, AllocationEvent> | null;
-  /** Why taken is null. */
+  /**
+   * Without a log: whether a number may have been handed out since the
+   * previous checkpoint (the cursor guard's swept range). Entries it names
+   * are re-read and compared; the others are safe.
+   */
+  mayBeTaken?: (nr: number) => boolean;
+  /** Why neither is known. */
   reason?: string;
 }
 
 export interface WindowTracker {
   readonly kind: GuardKind;
   readonly attach?: string;
-  /** Whether checkpoints can ever name the taken numbers exactly. */
+  /** The guard is a pinned counter (bpf only). */
+  readonly pinned?: boolean;
+  /** Whether checkpoints can ever vouch for a window (false: never coherent). */
   readonly exact: boolean;
+  /** Checkpoints carry an allocation log, so every new task has a record. */
+  readonly hasLog: boolean;
   /** Starts the window; returns its CLOCK_BOOTTIME start. */
   start(): bigint;
   /** The scanning namespace's generation now, if this guard has one. */
@@ -41,7 +55,9 @@ export function boottimeNs(): bigint {
 export class BpfWindowTracker implements WindowTracker {
   readonly kind = 'bpf' as const;
   readonly exact = true;
+  readonly hasLog = true;
   readonly attach: string;
+  readonly pinned: boolean;
   #guard: Guard;
   #health: { nsMapFull: bigint; readErrors: bigint; logDrops: bigint } | undefined;
   #logging = false;
@@ -49,6 +65,7 @@ export class BpfWindowTracker implements WindowTracker {
   constructor(guard: Guard) {
     this.#guard = guard;
     this.attach = guard.attach;
+    this.pinned = guard.pinned;
   }
 
   start(): bigint {
@@ -96,6 +113,7 @@ export class BpfWindowTracker implements WindowTracker {
 export class NoWindowTracker implements WindowTracker {
   readonly kind = 'none' as const;
   readonly exact = false;
+  readonly hasLog = false;
   constructor(private readonly why = 'no guard (--guard none): PID reuse during the walk cannot be detected') {}
   start(): bigint {
     return boottimeNs();
@@ -106,5 +124,82 @@ export class NoWindowTracker implements WindowTracker {
   checkpoint(): Checkpoint {
     return { endNs: boottimeNs(), taken: null, reason: this.why };
   }
+  finish(): void {}
+}
+
+/** The `processes` line of /proc/stat: forks since boot, in every namespace. */
+export function readForkCount(statPath = '/proc/stat'): bigint {
+  let text: string;
+  try {
+    text = readFileSync(statPath, 'utf8');
+  } catch (error) {
+    throw fsError('read', statPath, error);
+  }
+  const m = /^processes (\d+)$/m.exec(text);
+  if (!m?.[1]) throw fsError('parse', statPath, { code: 'EINVAL', message: 'no processes line' });
+  return BigInt(m[1]);
+}
+
+interface Cursor {
+  lastPid: number;
+  forks: bigint;
+}
+
+/**
+ * The unprivileged guard: the namespace's allocation cursor (ns_last_pid),
+ * pid_max, and the host-wide fork count, before and after.
+ *
+ * A wrap is impossible when `last_before + forks_delta < pid_max` and the
+ * cursor did not go down. That alone does not rule out reuse: a number
+ * above the cursor, left from before the last wrap, may belong to a task
+ * that dies mid-walk and is then handed out again without a new wrap. So
+ * when no wrap was possible, the numbers the cursor swept, (last_before,
+ * last_after], are what may have been taken: entries holding them are
+ * re-read and compared. When a wrap was possible, anything may have been
+ * reused, and only a new walk helps.
+ *
+ * Limits: it sees forks of every namespace (conservative: more rescans on a
+ * busy host), it has no exact times (a reused PID is dropped, not listed),
+ * and ns_last_pid is per reader, so it guards only the namespace pidgen runs
+ * in.
+ */
+export class CursorWindowTracker implements WindowTracker {
+  readonly kind = 'cursor' as const;
+  readonly exact = true;
+  readonly hasLog = false;
+  #cursor: Cursor | undefined;
+
+  #read(): Cursor {
+    return { lastPid: readNsLastPid(), forks: readForkCount() };
+  }
+
+  start(): bigint {
+    this.#cursor = this.#read();
+    return boottimeNs();
+  }
+
+  generation(): undefined {
+    return undefined;
+  }
+
+  checkpoint(): Checkpoint {
+    const endNs = boottimeNs();
+    const before = this.#cursor ?? this.#read();
+    const after = this.#read();
+    this.#cursor = after;
+    const pidMax = readPidMax();
+    const forks = after.forks - before.forks;
+    if (after.lastPid < before.lastPid || BigInt(before.lastPid) + forks >= BigInt(pidMax)) {
+      return {
+        endNs,
+        taken: null,
+        reason: `PID numbers may have wrapped (ns_last_pid ${before.lastPid} -> ${after.lastPid}, ${forks} forks, pid_max ${pidMax})`,
+      };
+    }
+    const low = before.lastPid;
+    const high = after.lastPid;
+    return { endNs, taken: new Map(), mayBeTaken: (nr) => nr > low && nr <= high };
+  }
+
   finish(): void {}
 }

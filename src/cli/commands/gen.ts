@@ -37,6 +37,9 @@ export function renderCounters(counters: readonly NamespaceCounter[], scanning: 
 
 export async function runGen(options: GenOptions, out: (text: string) => void): Promise<void> {
   const guard = Guard.open({ verbose: options.verbose ?? false });
+  if (guard.pinned) {
+    process.stderr.write(`pidgen: using the pinned counter (attached via ${guard.attach}; \`pidgen status\` says since when)\n`);
+  }
   if (options.verbose) {
     const refused = guard.refused.map((r) => `${r.attach}: ${r.code}`).join(', ');
     process.stderr.write(`pidgen: attached via ${guard.attach}${refused ? ` (refused: ${refused})` : ''}\n`);
@@ -50,6 +53,7 @@ export async function runGen(options: GenOptions, out: (text: string) => void): 
           `${JSON.stringify(
             {
               attach: guard.attach,
+              pinned: guard.pinned,
               refused: guard.refused.map((r) => ({ attach: r.attach, code: r.code })),
               scanningNs: guard.namespace,
               namespaces: counters.map((c) => counterJson(c, guard.namespace)) },

@@ -53,8 +53,8 @@ export async function runSnapshot(options: SnapshotCommandOptions, out: (text: s
       maxAttempts: options.maxAttempts,
       verbose: options.verbose ?? false,
     });
-    if (result.guard.kind === 'none' && options.guard === 'auto') {
-      process.stderr.write(`pidgen: notice: ${result.reason ?? 'no guard'}; this snapshot is not coherent\n`);
+    if (result.guard.kind === 'cursor' && options.guard === 'auto') {
+      process.stderr.write('pidgen: notice: no BPF guard here (not root?); using the unprivileged cursor guard\n');
     }
     // JSON by default when the output is a file or a pipe; a table for people.
     const format = options.format ?? (options.output === undefined && process.stdout.isTTY ? 'table' : 'json');

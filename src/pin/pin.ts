@@ -1,0 +1,193 @@
+/**
+ * Pinned mode: a persistent `/proc/pid_gen`. `pidgen pin` leaves the guard's
+ * link and maps in bpffs so the counter keeps counting after the command
+ * exits; `pidgen gen` and `snapshot` then read it and load nothing.
+ *
+ * Layout of the pin directory (native/loader.cc names them): `link` (keeps
+ * the program attached), `ns` (the per-namespace counters), `log` (the
+ * allocation log ring), `bss` (health counters), `meta` (layout version,
+ * attach point, when it was attached).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+import { fsError, PidgenError } from '../errors.js';
+import { DEFAULT_PIN_DIR, Guard, type NamespaceCounter } from '../guard/guard.js';
+import { mountsOfType } from '../host/mounts.js';
+import { nativeAddon, type NativeMeta } from '../native/addon.js';
+
+/** Every name `pidgen pin` creates; `unpin` removes these and nothing else. */
+export const PINNED_NAMES = ['link', 'ns', 'log', 'bss', 'meta'] as const;
+
+const ATTACH_BY_ID: Record<number, string> = {
+  1: 'fexit/alloc_pid',
+  2: 'tp_btf/task_newtask',
+  3: 'raw_tp/task_newtask',
+};
+
+export interface PinInfo {
+  dir: string;
+  layoutVersion: number;
+  attach: string;
+  /** CLOCK_BOOTTIME when the pinned counter was attached. */
+  attachedBoottimeNs: bigint;
+  /** Wall-clock time of the same moment. */
+  attachedAt: Date;
+}
+
+function toInfo(dir: string, meta: NativeMeta): PinInfo {
+  return {
+    dir,
+    layoutVersion: meta.layoutVersion,
+    attach: ATTACH_BY_ID[meta.attach] ?? `unknown (${meta.attach})`,
+    attachedBoottimeNs: meta.attachedBoottimeNs,
+    attachedAt: new Date(Number(meta.attachedRealtimeNs / 1_000_000n)),
+  };
+}
+
+/** The pin's meta record, or undefined when nothing is pinned at dir. */
+export function readPinned(dir = DEFAULT_PIN_DIR): PinInfo | undefined {
+  if (!existsSync(`${dir}/meta`)) return undefined;
+  return toInfo(dir, nativeAddon().readPinnedMeta(dir));
+}
+
+/** The bpffs mount that will hold dir, mounting one at /sys/fs/bpf if none is there. */
+function ensureBpffs(dir: string): { mounted: boolean } {
+  const mounts = mountsOfType('bpf');
+  if (mounts.some((m) => dir === m || dir.startsWith(`${m}/`))) return { mounted: false };
+  if (!dir.startsWith('/sys/fs/bpf/')) {
+    throw new PidgenError(`pin ${dir}: not on a bpffs mount`, {
+      code: 'ENOTSUP',
+      op: 'pin',
+      target: dir,
+      hint: `mount one first: mount -t bpf bpf ${dir.slice(0, dir.lastIndexOf('/')) || '/'}`,
+    });
+  }
+  const result = spawnSync('mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf'], { encoding: 'utf8' });
+  if (result.status !== 0) {
+    throw new PidgenError(`mount bpffs at /sys/fs/bpf: ${result.stderr.trim() || `exit ${result.status}`}`, {
+      code: 'EPERM',
+      op: 'mount bpffs',
+      target: '/sys/fs/bpf',
+      hint: 'mount it yourself: mount -t bpf bpf /sys/fs/bpf',
+    });
+  }
+  return { mounted: true };
+}
+
+export interface PinResult {
+  info: PinInfo;
+  /** It was already pinned by this layout: nothing was done. */
+  already: boolean;
+  /** bpffs was not mounted and pidgen mounted it at /sys/fs/bpf. */
+  mountedBpffs: boolean;
+}
+
+/**
+ * Loads the guard and pins it. Idempotent: an existing pin of this layout is
+ * kept as it is. A pin of another layout, or a directory that holds no
+ * pidgen counter, is refused with advice.
+ */
+export function pin(options: { dir?: string; verbose?: boolean } = {}): PinResult {
+  const dir = options.dir ?? DEFAULT_PIN_DIR;
+  const { mounted } = ensureBpffs(dir);
+  if (existsSync(dir)) {
+    let info: PinInfo | undefined;
+    try {
+      info = readPinned(dir);
+    } catch (error) {
+      throw new PidgenError(`pin ${dir}: the directory exists but its meta record cannot be read (${(error as Error).message})`, {
+        code: 'EEXIST',
+        op: 'pin',
+        target: dir,
+        hint: 'run `pidgen unpin` to clear it, then pin again',
+      }, { cause: error });
+    }
+    if (!info) {
+      throw new PidgenError(`pin ${dir}: the directory exists but holds no pidgen counter`, {
+        code: 'EEXIST',
+        op: 'pin',
+        target: dir,
+        hint: 'run `pidgen unpin` to clear what pidgen would have pinned there, or choose another directory',
+      });
+    }
+    const ours = nativeAddon().layoutVersion;
+    if (info.layoutVersion !== ours) {
+      throw new PidgenError(
+        `pin ${dir}: already pinned by an incompatible pidgen (layout ${info.layoutVersion}; this pidgen uses ${ours})`,
+        { code: 'EPROTO', op: 'pin', target: dir, hint: 'run `pidgen unpin`, then `pidgen pin`' },
+      );
+    }
+    return { info, already: true, mountedBpffs: mounted };
+  }
+
+  try {
+    mkdirSync(dir);
+  } catch (error) {
+    throw fsError('mkdir', dir, error);
+  }
+  try {
+    const guard = Guard.open({ pinned: 'never', verbose: options.verbose ?? false });
+    try {
+      guard.pin(dir);
+    } finally {
+      // The pins hold the link and maps now; this process's fds can go.
+      guard.close();
+    }
+  } catch (error) {
+    rmdirSync(dir);
+    throw error;
+  }
+  return { info: readPinned(dir)!, already: false, mountedBpffs: mounted };
+}
+
+export interface UnpinResult {
+  removed: string[];
+  /** Files in the directory that pidgen did not create, left in place. */
+  leftAlone: string[];
+  wasPinned: boolean;
+}
+
+/** Removes exactly what `pin` created; unpinning the link detaches the program. */
+export function unpin(dir = DEFAULT_PIN_DIR): UnpinResult {
+  if (!existsSync(dir)) return { removed: [], leftAlone: [], wasPinned: false };
+  const present = readdirSync(dir);
+  const removed: string[] = [];
+  // The link first: the program detaches before its maps go.
+  for (const name of ['link', ...PINNED_NAMES.filter((n) => n !== 'link')]) {
+    if (!present.includes(name)) continue;
+    try {
+      unlinkSync(`${dir}/${name}`);
+    } catch (error) {
+      throw fsError('unlink', `${dir}/${name}`, error);
+    }
+    removed.push(name);
+  }
+  const leftAlone = present.filter((name) => !(PINNED_NAMES as readonly string[]).includes(name));
+  if (leftAlone.length === 0) {
+    try {
+      rmdirSync(dir);
+    } catch (error) {
+      throw fsError('rmdir', dir, error);
+    }
+  }
+  return { removed, leftAlone, wasPinned: removed.length > 0 };
+}
+
+export interface PinStatus {
+  pinned: boolean;
+  info?: PinInfo;
+  counters?: NamespaceCounter[];
+  scanningNs?: number;
+}
+
+/** Whether a counter is pinned, since when, its attach point and counters. */
+export function status(dir = DEFAULT_PIN_DIR): PinStatus {
+  const info = readPinned(dir);
+  if (!info) return { pinned: false };
+  const guard = Guard.open({ pinned: 'only', pinDir: dir });
+  try {
+    return { pinned: true, info, counters: guard.namespaces(), scanningNs: guard.namespace };
+  } finally {
+    guard.close();
+  }
+}
