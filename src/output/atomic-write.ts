@@ -31,7 +31,11 @@ const pendingTempFiles = new Set<string>();
  * is removed and a PidgenError naming `path`, the step and the errno is thrown;
  * the target is then unchanged.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  options: { beforeRename?: () => Promise<void> } = {},
+): Promise<void> {
   const target = resolve(path);
   const directory = dirname(target);
   const tempPath = join(directory, `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
@@ -56,6 +60,9 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
     step = 'close temp file';
     await file.close();
     file = undefined;
+    checkNotAborted(tempPath);
+    // Test seam: the temp file is complete and the target untouched here.
+    await options.beforeRename?.();
     checkNotAborted(tempPath);
     step = 'rename temp file over target';
     await rename(tempPath, target);

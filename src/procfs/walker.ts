@@ -12,6 +12,7 @@ import { parseCmdline, parseStat, parseStatus, ticksToNs, type ProcStat } from '
 
 const ENOENT = 2;
 const ESRCH = 3;
+const EINVAL = 22;
 
 /** A task that is gone: it died (ESRCH) or was reaped (ENOENT) after readdir. */
 function isGone(errno: number | undefined): boolean {
@@ -61,6 +62,9 @@ export function toProcessEntry(read: NativeProcessRead): ProcessEntry | undefine
   if (isGone(read.statErr) || isGone(read.statusErr) || isGone(read.cmdlineErr) || isGone(read.threadsErr)) {
     return undefined;
   }
+  // pidfd_open refuses a TID that is not a thread-group leader: the number
+  // names a thread, not a process (see the Tgid check below).
+  if (read.pidfdErr === EINVAL) return undefined;
   const unreadable: UnreadableField[] = [];
   const lossy: ('comm' | 'cmdline')[] = [];
 
@@ -74,6 +78,11 @@ export function toProcessEntry(read: NativeProcessRead): ProcessEntry | undefine
   let statusName: string | undefined;
   if (read.status) {
     const status = parseStatus(read.status);
+    // /proc/<n> also resolves the TID of a thread that is not a group
+    // leader (readdir hides it, lookup does not). If process n died and a
+    // thread elsewhere took n before the open, this is that thread, not a
+    // process: it is gone as far as process n is concerned.
+    if (status.tgid !== undefined && status.tgid !== read.pid) return undefined;
     uid = status.uid ?? null;
     statusName = status.name;
   }
@@ -103,7 +112,7 @@ export function toProcessEntry(read: NativeProcessRead): ProcessEntry | undefine
       startNs: ticksToNs(threadStat.startTicks),
     });
   }
-  if (read.pidfdErr !== undefined && !isGone(read.pidfdErr)) unreadable.push('pidfdIno');
+  if (read.pidfdErr !== undefined) unreadable.push('pidfdIno');
 
   const entry: ProcessEntry = {
     pid: read.pid,

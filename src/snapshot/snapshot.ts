@@ -128,52 +128,85 @@ export async function snapshot(options: SnapshotOptions = {}): Promise<Snapshot>
   }
 }
 
-/** The entries of a walk, and which entry each PID number belongs to. */
+/**
+ * One entry's hold on a PID number: process `pid` lists `nr` as its own pid
+ * (nr === pid) or as one of its threads.
+ */
+interface Claim {
+  nr: number;
+  pid: number;
+}
+
+/**
+ * The entries of a walk, and which entries claim each PID number. A walk is
+ * not atomic, so two entries can claim one number (a stale process, and a
+ * thread of another process that took the number later). Every claim is
+ * kept, so every one of them is checked.
+ */
 class EntrySet {
   readonly processes = new Map<number, ProcessEntry>();
-  /** pid or tid → the pid of the process entry holding it. */
-  #owner = new Map<number, number>();
+  #claims = new Map<number, Set<number>>();
 
   constructor(entries: Iterable<ProcessEntry>) {
     for (const entry of entries) this.put(entry);
   }
 
+  #claim(nr: number, pid: number): void {
+    let owners = this.#claims.get(nr);
+    if (!owners) this.#claims.set(nr, (owners = new Set()));
+    owners.add(pid);
+  }
+
+  #release(nr: number, pid: number): void {
+    const owners = this.#claims.get(nr);
+    owners?.delete(pid);
+    if (owners?.size === 0) this.#claims.delete(nr);
+  }
+
   put(entry: ProcessEntry): void {
     this.remove(entry.pid);
     this.processes.set(entry.pid, entry);
-    this.#owner.set(entry.pid, entry.pid);
-    for (const thread of entry.threads) this.#owner.set(thread.tid, entry.pid);
+    this.#claim(entry.pid, entry.pid);
+    for (const thread of entry.threads) this.#claim(thread.tid, entry.pid);
   }
 
   remove(pid: number): void {
     const old = this.processes.get(pid);
     if (!old) return;
     this.processes.delete(pid);
-    if (this.#owner.get(pid) === pid) this.#owner.delete(pid);
-    for (const thread of old.threads) if (this.#owner.get(thread.tid) === pid) this.#owner.delete(thread.tid);
+    this.#release(pid, pid);
+    for (const thread of old.threads) this.#release(thread.tid, pid);
   }
 
-  removeThread(tid: number): void {
-    const owner = this.owner(tid);
-    if (!owner || owner.pid === tid) return;
-    owner.threads = owner.threads.filter((t) => t.tid !== tid);
-    this.#owner.delete(tid);
+  /** Drops one claim: the whole process for its own pid, else one thread. */
+  drop(claim: Claim): void {
+    if (claim.nr === claim.pid) {
+      this.remove(claim.pid);
+      return;
+    }
+    const owner = this.processes.get(claim.pid);
+    if (!owner) return;
+    owner.threads = owner.threads.filter((t) => t.tid !== claim.nr);
+    this.#release(claim.nr, claim.pid);
   }
 
-  owner(nr: number): ProcessEntry | undefined {
-    const pid = this.#owner.get(nr);
-    return pid === undefined ? undefined : this.processes.get(pid);
+  claimsOf(nr: number): Claim[] {
+    return [...(this.#claims.get(nr) ?? [])].map((pid) => ({ nr, pid }));
   }
 
-  /** Start time (tick precision) of whatever entry holds nr. */
-  startOf(nr: number): bigint | undefined {
-    const owner = this.owner(nr);
+  /** Start time (tick precision) of the task a claim describes. */
+  startOf(claim: Claim): bigint | undefined {
+    const owner = this.processes.get(claim.pid);
     if (!owner) return undefined;
-    return owner.pid === nr ? owner.startNs : owner.threads.find((t) => t.tid === nr)?.startNs;
+    return claim.nr === claim.pid ? owner.startNs : owner.threads.find((t) => t.tid === claim.nr)?.startNs;
   }
 
-  *numbers(): Iterable<number> {
-    yield* this.#owner.keys();
+  *claims(): Iterable<Claim> {
+    for (const [nr, owners] of this.#claims) for (const pid of owners) yield { nr, pid };
+  }
+
+  numbers(): Iterable<number> {
+    return this.#claims.keys();
   }
 }
 
@@ -202,8 +235,10 @@ function verifyByRereading(
   const windowStartTick = (windowStartNs / TICK_NS) * TICK_NS;
   const owners = new Map<number, ProcessEntry>();
   for (const nr of unverified) {
-    const owner = entries.owner(nr);
-    if (owner) owners.set(owner.pid, owner);
+    for (const claim of entries.claimsOf(nr)) {
+      const owner = entries.processes.get(claim.pid);
+      if (owner) owners.set(owner.pid, owner);
+    }
   }
   const fresh = new Map(readProcessEntries(procRoot, [...owners.keys()], readOptions).map((e) => [e.pid, e]));
   for (const [pid, old] of owners) {
@@ -278,14 +313,16 @@ async function walkCoherently(tracker: WindowTracker, settings: WalkSettings): P
 
     for (const [nr, event] of checkpoint.taken) taken.set(nr, event);
 
-    // Entries this checkpoint's numbers touch: unless the entry provably is
-    // the new task (same pidfs inode), it may be the old holder.
-    const suspects = new Set<number>();
+    // Claims this checkpoint's numbers touch: unless the entry provably is
+    // the new task (a process whose pidfs inode is the new one), it may
+    // describe the old holder.
+    const suspects: Claim[] = [];
     for (const [nr, event] of checkpoint.taken) {
-      const owner = entries.owner(nr);
-      if (!owner) continue;
-      if (owner.pid === nr && event.ino !== 0n && owner.pidfdIno === event.ino) continue;
-      suspects.add(nr);
+      for (const claim of entries.claimsOf(nr)) {
+        const owner = entries.processes.get(claim.pid);
+        if (claim.nr === claim.pid && event.ino !== 0n && owner?.pidfdIno === event.ino) continue;
+        suspects.push(claim);
+      }
     }
 
     // Without a log: the numbers that may have been handed out. Their
@@ -304,26 +341,26 @@ async function walkCoherently(tracker: WindowTracker, settings: WalkSettings): P
       continue;
     }
 
-    // Entries that started after the log was armed but have no record yet:
-    // their record is still on its way (see LATE_RECORD_WAIT_MS).
-    const unlogged: number[] = [];
+    // Claims on tasks that started after the log was armed but have no
+    // record yet: their record is still on its way (LATE_RECORD_WAIT_MS).
+    const unlogged: Claim[] = [];
     if (tracker.hasLog) {
-      for (const nr of entries.numbers()) {
-        const start = entries.startOf(nr);
-        if (start !== undefined && start >= loggedSinceTick && !taken.has(nr)) unlogged.push(nr);
+      for (const claim of entries.claims()) {
+        const start = entries.startOf(claim);
+        if (start !== undefined && start >= loggedSinceTick && !taken.has(claim.nr)) unlogged.push(claim);
       }
     }
-    if (suspects.size === 0 && unlogged.length > 0) {
+    if (suspects.length === 0 && unlogged.length > 0) {
       waitingSince ??= Date.now();
       if (Date.now() - waitingSince < LATE_RECORD_WAIT_MS) {
         await new Promise((resolve) => setTimeout(resolve, 1));
         continue;
       }
       // Never logged: treat as suspects, so they are re-read or dropped.
-      for (const nr of unlogged) suspects.add(nr);
+      suspects.push(...unlogged);
     }
 
-    if (suspects.size === 0) {
+    if (suspects.length === 0) {
       coherent = true;
       break;
     }
@@ -331,13 +368,10 @@ async function walkCoherently(tracker: WindowTracker, settings: WalkSettings): P
     if (attempts >= maxAttempts) {
       // No passes left to re-read: drop what cannot be vouched for. Every
       // suspect's number was handed to a new task inside the window, so the
-      // task its entry describes died in the window or started in it, and
+      // task its claim describes died in the window or started in it, and
       // neither must be in the snapshot. What stays is coherent.
-      for (const nr of suspects) {
-        if (entries.owner(nr)?.pid === nr) entries.remove(nr);
-        else entries.removeThread(nr);
-      }
-      repaired += suspects.size;
+      for (const claim of suspects) entries.drop(claim);
+      repaired += suspects.length;
       coherent = true;
       break;
     }
@@ -345,11 +379,7 @@ async function walkCoherently(tracker: WindowTracker, settings: WalkSettings): P
     // Exact repair: re-read only the processes the suspects belong to, each
     // through a fresh directory fd; the next checkpoint vouches for them.
     attempts++;
-    const owners = new Set<number>();
-    for (const nr of suspects) {
-      const owner = entries.owner(nr);
-      owners.add(owner?.pid ?? nr);
-    }
+    const owners = new Set(suspects.map((claim) => claim.pid));
     repaired += owners.size;
     const fresh = new Map(readProcessEntries(procRoot, [...owners], readOptions).map((e) => [e.pid, e]));
     for (const pid of owners) {
@@ -367,8 +397,10 @@ async function walkCoherently(tracker: WindowTracker, settings: WalkSettings): P
   // Exact start times, and the PIDs given to a new task inside the window.
   const reused: Snapshot['reused'] = [];
   for (const process of processes) {
+    // Only when the event provably is this task (same pidfs inode): two
+    // tasks can take one number within one 10 ms tick.
     const event = taken.get(process.pid);
-    if (event?.exactStart && (event.startNs / TICK_NS) * TICK_NS === process.startNs) {
+    if (event?.exactStart && !event.thread && event.ino !== 0n && event.ino === process.pidfdIno) {
       process.startNs = event.startNs;
       process.startExact = true;
     }

@@ -18,7 +18,7 @@ describe('procfs entries from raw reads', () => {
 
   it('a process that died between open and read (ESRCH on any file) is skipped: no half-read entry', () => {
     const stat = fixture('real/self-stat');
-    expect(toProcessEntry({ pid: 1, stat, cmdlineErr: ESRCH, status: fixture('real/thread-task-status') })).toBeUndefined();
+    expect(toProcessEntry({ pid: 1, stat, cmdlineErr: ESRCH })).toBeUndefined();
     expect(toProcessEntry({ pid: 1, statErr: ESRCH })).toBeUndefined();
   });
 
@@ -68,11 +68,23 @@ describe('procfs entries from raw reads', () => {
     const entry = toProcessEntry({
       pid,
       stat,
-      status: fixture('real/thread-task-status'),
       cmdline: fixture('real/args-cmdline'),
       threads: [{ tid: pid, stat }, { tid: pid + 1, statErr: ENOENT }],
     });
     expect(entry?.threads.map((t) => t.tid)).toEqual([pid]);
+  });
+
+  it('/proc/<n> that resolves to a thread of another process (n was a TID) is not taken for a process', () => {
+    // Regression (found by the churn test): process n died, a thread of
+    // another process took n, and /proc/<n> resolves TIDs even though
+    // readdir hides them. Status says Tgid != n.
+    const stat = fixture('real/thread-task-stat');
+    const tid = Number(stat.toString('latin1').split(' ')[0]);
+    const status = fixture('real/thread-task-status');
+    expect(/^Tgid:\s*(\d+)/m.exec(status.toString('latin1'))?.[1]).not.toBe(String(tid));
+    expect(toProcessEntry({ pid: tid, stat, status, cmdline: Buffer.alloc(0), threads: [] })).toBeUndefined();
+    // And pidfd_open's EINVAL (not a group leader) says the same.
+    expect(toProcessEntry({ pid: tid, stat, cmdline: Buffer.alloc(0), threads: [], pidfdErr: 22 })).toBeUndefined();
   });
 
   it('a stat that names another pid than the directory is not trusted', () => {

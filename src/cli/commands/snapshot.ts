@@ -43,6 +43,20 @@ function onSignalCleanUp(): () => void {
   };
 }
 
+/**
+ * Test seam for the teardown tests: PIDGEN_TEST_HOLD=after-walk or
+ * before-rename makes the command stop at that point, say so on stderr, and
+ * wait for a signal. Nothing else reads it.
+ */
+function holdAt(point: 'after-walk' | 'before-rename'): (() => Promise<void>) | undefined {
+  if (process.env.PIDGEN_TEST_HOLD !== point) return undefined;
+  return () => {
+    process.stderr.write(`pidgen: test hold: ${point}\n`);
+    // A pending promise alone would let Node exit; a timer keeps it waiting.
+    return new Promise<void>(() => setInterval(() => {}, 1 << 30));
+  };
+}
+
 export async function runSnapshot(options: SnapshotCommandOptions, out: (text: string) => void): Promise<number> {
   const restore = onSignalCleanUp();
   try {
@@ -52,6 +66,7 @@ export async function runSnapshot(options: SnapshotCommandOptions, out: (text: s
       threads: options.threads,
       maxAttempts: options.maxAttempts,
       verbose: options.verbose ?? false,
+      ...(holdAt('after-walk') ? { afterFirstWalk: holdAt('after-walk')! } : {}),
     });
     if (result.guard.kind === 'cursor' && options.guard === 'auto') {
       process.stderr.write('pidgen: notice: no BPF guard here (not root?); using the unprivileged cursor guard\n');
@@ -59,7 +74,8 @@ export async function runSnapshot(options: SnapshotCommandOptions, out: (text: s
     // JSON by default when the output is a file or a pipe; a table for people.
     const format = options.format ?? (options.output === undefined && process.stdout.isTTY ? 'table' : 'json');
     const text = render(result, format);
-    if (options.output !== undefined) await writeFileAtomic(options.output, text);
+    const beforeRename = holdAt('before-rename');
+    if (options.output !== undefined) await writeFileAtomic(options.output, text, beforeRename ? { beforeRename } : {});
     else out(text);
     if (options.requireCoherent && !result.coherent) {
       process.stderr.write(`pidgen: snapshot is not coherent: ${result.reason ?? 'unknown reason'}\n`);

@@ -1,0 +1,105 @@
+// Pinned mode on the real kernel: a counter that outlives the command, read
+// by later processes without loading anything, and removed without a trace.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mountsOfType } from '../../src/host/mounts.js';
+import { CLI, runCli } from '../helpers/cli.js';
+import { expectNothingLeft, isRoot, pidgenKernelObjects } from '../helpers/kernel.js';
+import { forkLoopScript, parseNs, parseObserved, printNsScript, runInChildPidNs } from '../helpers/pidns.js';
+
+const PIN_DIR = '/sys/fs/bpf/pidgen';
+const nothing = { progs: [], links: [], maps: [] };
+
+describe.runIf(isRoot)('[kernel] pidgen pin / unpin / status', () => {
+  const bpffsWasMounted = mountsOfType('bpf').includes('/sys/fs/bpf');
+
+  beforeAll(() => {
+    if (existsSync(PIN_DIR)) throw new Error(`${PIN_DIR} exists before the test: unpin it first`);
+  });
+  afterAll(() => {
+    runCli(['unpin']);
+    // Leave the host's mounts as we found them.
+    if (!bpffsWasMounted && mountsOfType('bpf').includes('/sys/fs/bpf')) spawnSync('umount', ['/sys/fs/bpf']);
+  });
+
+  it('pin, then a rollover in a child namespace: `pidgen gen` in a new process shows the bump, snapshots load nothing, and unpin leaves nothing', async () => {
+    const first = runCli(['pin']);
+    expect(first.status).toBe(0);
+    expect(first.stdout).toMatch(/pinned at \/sys\/fs\/bpf\/pidgen via (tp_btf|raw_tp|fexit)/);
+    // Idempotent.
+    const again = runCli(['pin']);
+    expect(again.status).toBe(0);
+    expect(again.stdout).toMatch(/already pinned at \/sys\/fs\/bpf\/pidgen since \d{4}-/);
+
+    // The pinner has exited; its program is still there, held by the pins.
+    expect(pidgenKernelObjects().progs.length).toBe(1);
+
+    // Rollovers inside a child namespace, then `pidgen gen` from a new
+    // process inside it: the current namespace is the child one.
+    const stdout = runInChildPidNs(
+      [
+        'echo 400 > /proc/sys/kernel/pid_max',
+        printNsScript('ns'),
+        forkLoopScript('loop', 500),
+        `echo "gen=$(${process.execPath} ${CLI} gen 2>/tmp/pidgen-pin-test.err)"`,
+        'echo "note=$(cat /tmp/pidgen-pin-test.err)"',
+      ].join('\n'),
+    );
+    const wraps = parseObserved(stdout, 'loop').wraps;
+    expect(wraps).toBeGreaterThan(0);
+    expect(stdout).toContain(`gen=${wraps}\n`);
+    expect(stdout).toMatch(/note=pidgen: using the pinned counter/);
+    const inum = parseNs(stdout, 'ns');
+
+    const status = JSON.parse(runCli(['status', '--json']).stdout) as {
+      pinned: boolean;
+      attach: string;
+      since: string;
+      namespaces: { inum: number; generation: string }[];
+    };
+    expect(status.pinned).toBe(true);
+    expect(status.attach).toMatch(/task_newtask|alloc_pid/);
+    expect(Date.parse(status.since)).toBeLessThanOrEqual(Date.now());
+    expect(status.namespaces.find((n) => n.inum === inum)?.generation).toBe(String(wraps));
+
+    // A snapshot on the pinned counter makes no BPF_PROG_LOAD at all.
+    const traced = spawnSync('strace', ['-f', '-e', 'trace=bpf', '-o', '/tmp/pidgen-pin-strace.txt', process.execPath, CLI, 'snapshot'], {
+      encoding: 'utf8',
+    });
+    expect(traced.status).toBe(0);
+    expect(JSON.parse(traced.stdout)).toMatchObject({ coherent: true, guard: { kind: 'bpf', pinned: true } });
+    const syscalls = execFileSync('cat', ['/tmp/pidgen-pin-strace.txt'], { encoding: 'utf8' });
+    expect(syscalls).toMatch(/BPF_OBJ_GET/);
+    expect(syscalls).not.toMatch(/BPF_PROG_LOAD/);
+
+    const unpinned = runCli(['unpin']);
+    expect(unpinned.status).toBe(0);
+    expect(unpinned.stdout).toMatch(/removed link, ns, log, bss, meta/);
+    expect(existsSync(PIN_DIR)).toBe(false);
+    expect(await expectNothingLeft()).toEqual(nothing);
+    expect(runCli(['status']).stdout).toMatch(/^not pinned/);
+  });
+
+  it('an incompatible older pin (another layout version) is refused with a clear message; unpin clears it', async () => {
+    if (!mountsOfType('bpf').includes('/sys/fs/bpf')) execFileSync('mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf']);
+    mkdirSync(PIN_DIR);
+    // A meta record of layout 99, as a future or past pidgen might leave.
+    execFileSync('bpftool', ['map', 'create', `${PIN_DIR}/meta`, 'type', 'array', 'key', '4', 'value', '24', 'entries', '1', 'name', 'pidgen_meta']);
+    const value = ['99', ...Array<string>(23).fill('0')];
+    execFileSync('bpftool', ['map', 'update', 'pinned', `${PIN_DIR}/meta`, 'key', '0', '0', '0', '0', 'value', ...value]);
+
+    const pin = runCli(['pin']);
+    expect(pin.status).toBe(1);
+    expect(pin.stderr).toMatch(/already pinned by an incompatible pidgen \(layout 99; this pidgen uses \d+\)/);
+    expect(pin.stderr).toMatch(/hint: run `pidgen unpin`/);
+
+    const gen = runCli(['gen']);
+    expect(gen.status).toBe(1);
+    expect(gen.stderr).toMatch(/incompatible pidgen/);
+
+    expect(runCli(['unpin']).status).toBe(0);
+    expect(existsSync(PIN_DIR)).toBe(false);
+    expect(await expectNothingLeft()).toEqual(nothing);
+  });
+});
