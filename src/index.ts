@@ -28,6 +28,11 @@ export type { GuardKind, ProcessEntry, ReusedPid, Snapshot, SnapshotSource, Thre
 export { toJSON, toJSONL, toJSONObject, fromJSON } from './output/json.js';
 export type { SnapshotJson } from './output/json.js';
 export { toTable } from './output/table.js';
+export { toPerfetto, appendPerfetto, PERFETTO_PROTO_PATH } from './output/perfetto.js';
+export type { PerfettoOptions } from './output/perfetto.js';
+export { pin, unpin, readPinned, status as pinStatus, PINNED_NAMES } from './pin/pin.js';
+export type { PinInfo, PinResult, PinStatus, UnpinResult } from './pin/pin.js';
+export { DEFAULT_PIN_DIR } from './guard/guard.js';
 export { writeFileAtomic } from './output/atomic-write.js';
 export { PidgenError, UsageError } from './errors.js';
 export type { PidgenErrorDetails } from './errors.js';

@@ -8,7 +8,7 @@ import { runPin, runStatus, runUnpin } from './commands/pin.js';
 import { runSnapshot, type SnapshotCommandOptions } from './commands/snapshot.js';
 import { EXIT_FAILURE, EXIT_OK, reportError } from './report.js';
 
-const out = (text: string) => {
+const out = (text: string | Uint8Array) => {
   process.stdout.write(text);
 };
 
@@ -37,8 +37,9 @@ export function buildProgram(): Command {
       'Take a snapshot of every process and thread in this PID namespace, bracketed by the guard, ' +
         'and say whether it is coherent (JSON when stdout is not a terminal, a table when it is).',
     )
-    .addOption(new Option('--format <format>', 'output format').choices(['json', 'jsonl', 'table']))
+    .addOption(new Option('--format <format>', 'output format').choices(['json', 'jsonl', 'table', 'perfetto']))
     .option('-o, --output <file>', 'write to FILE atomically (temporary file, then rename)')
+    .option('--append', 'with --format perfetto: add the baseline to the trace in FILE (kept; written ahead of its packets)')
     .option('--no-threads', 'processes only, no threads')
     .addOption(
       new Option('--max-attempts <n>', 'walk plus repair passes before giving up')

@@ -20,6 +20,12 @@ export function procPidNamespace(procRoot = '/proc'): number {
   throw new Error('unreachable');
 }
 
+/**
+ * Inode number of the initial (root) PID namespace: a fixed constant of the
+ * kernel (PROC_PID_INIT_INO, include/linux/proc_ns.h), the same on every boot.
+ */
+export const INIT_PID_NAMESPACE = 0xeffffffc;
+
 /** PID namespace of this process itself; /proc/sys/kernel/* values refer to it. */
 export function ownPidNamespace(): number {
   return procPidNamespace('/proc');

@@ -1,12 +1,16 @@
 /** `pidgen snapshot`: a coherent snapshot of every process and thread. */
+import { readFileSync } from 'node:fs';
+import { fsError, PidgenError, UsageError } from '../../errors.js';
+import { INIT_PID_NAMESPACE } from '../../host/pidns.js';
 import { writeFileAtomic, removePendingTempFiles } from '../../output/atomic-write.js';
 import { toJSON, toJSONL } from '../../output/json.js';
+import { appendPerfetto, toPerfetto } from '../../output/perfetto.js';
 import { toTable } from '../../output/table.js';
 import { snapshot, type GuardChoice } from '../../snapshot/snapshot.js';
 import type { Snapshot } from '../../snapshot/types.js';
 import { EXIT_NOT_COHERENT, EXIT_OK } from '../report.js';
 
-export type SnapshotFormat = 'json' | 'jsonl' | 'table';
+export type SnapshotFormat = 'json' | 'jsonl' | 'table' | 'perfetto';
 
 export interface SnapshotCommandOptions {
   format?: SnapshotFormat;
@@ -14,15 +18,43 @@ export interface SnapshotCommandOptions {
   threads: boolean;
   maxAttempts: number;
   requireCoherent?: boolean;
+  append?: boolean;
   guard: GuardChoice;
   source: 'auto' | 'procfs';
   verbose?: boolean;
 }
 
-function render(result: Snapshot, format: SnapshotFormat): string {
+function render(result: Snapshot, format: Exclude<SnapshotFormat, 'perfetto'>): string {
   if (format === 'table') return toTable(result);
   if (format === 'jsonl') return toJSONL(result);
   return toJSON(result, { pretty: true });
+}
+
+/**
+ * Perfetto wants root-namespace PIDs (ProcessTree.Process.pid). From inside
+ * a child PID namespace they cannot be known, so refuse rather than write
+ * namespace-local numbers where trace_processor expects global ones.
+ */
+function renderPerfetto(result: Snapshot, existingPath: string | undefined): Uint8Array {
+  if (result.pidNamespace.inum !== INIT_PID_NAMESPACE) {
+    throw new PidgenError(
+      `perfetto output: this snapshot is of a child PID namespace (${result.pidNamespace.inum}), whose root-namespace PIDs are not visible from here`,
+      {
+        code: 'ENOTSUP',
+        op: 'write perfetto',
+        hint: 'run pidgen in the root PID namespace, or use the library with toPerfetto(snapshot, { rootPidOf })',
+      },
+    );
+  }
+  if (existingPath === undefined) return toPerfetto(result);
+  let existing: Uint8Array;
+  try {
+    existing = readFileSync(existingPath);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return toPerfetto(result);
+    throw fsError('read', existingPath, error);
+  }
+  return appendPerfetto(existing, result);
 }
 
 /**
@@ -57,7 +89,13 @@ function holdAt(point: 'after-walk' | 'before-rename'): (() => Promise<void>) | 
   };
 }
 
-export async function runSnapshot(options: SnapshotCommandOptions, out: (text: string) => void): Promise<number> {
+export async function runSnapshot(options: SnapshotCommandOptions, out: (text: string | Uint8Array) => void): Promise<number> {
+  if (options.append && (options.format !== 'perfetto' || options.output === undefined)) {
+    throw new UsageError('--append needs --format perfetto and -o FILE (the trace to add the baseline to)');
+  }
+  if (options.format === 'perfetto' && options.output === undefined && process.stdout.isTTY) {
+    throw new UsageError('--format perfetto is binary: write it with -o FILE, or redirect stdout');
+  }
   const restore = onSignalCleanUp();
   try {
     const result = await snapshot({
@@ -73,7 +111,7 @@ export async function runSnapshot(options: SnapshotCommandOptions, out: (text: s
     }
     // JSON by default when the output is a file or a pipe; a table for people.
     const format = options.format ?? (options.output === undefined && process.stdout.isTTY ? 'table' : 'json');
-    const text = render(result, format);
+    const text = format === 'perfetto' ? renderPerfetto(result, options.append ? options.output : undefined) : render(result, format);
     const beforeRename = holdAt('before-rename');
     if (options.output !== undefined) await writeFileAtomic(options.output, text, beforeRename ? { beforeRename } : {});
     else out(text);
