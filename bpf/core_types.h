@@ -39,11 +39,51 @@ struct pid {
 	struct upid numbers[1];
 };
 
+typedef struct {
+	unsigned int val;
+} kuid_t;
+
+struct cred {
+	kuid_t uid; /* real uid: the first field of `Uid:` in /proc/<pid>/status */
+};
+
+struct mm_struct {
+	unsigned long arg_start; /* the argv area /proc/<pid>/cmdline reads */
+	unsigned long arg_end;
+};
+
 struct task_struct {
+	unsigned int __state; /* named `state` before 5.14; see task_iter.bpf.c */
+	unsigned int flags;   /* PF_* */
+	struct mm_struct *mm;
+	int exit_state;
 	int pid;
 	int tgid;
+	struct task_struct *real_parent;
+	struct task_struct *group_leader;
 	struct pid *thread_pid;
 	unsigned long long start_boottime; /* what /proc/<pid>/stat field 22 shows, in ticks */
+	const struct cred *real_cred;
+	char comm[16];
+};
+
+/* Before 5.14 (2f064a59a11f "sched: Change task_struct::state") the state
+ * field was `long state`. */
+struct task_struct___pre514 {
+	long state;
+} __attribute__((preserve_access_index));
+
+struct seq_file;
+
+struct bpf_iter_meta {
+	struct seq_file *seq;
+	unsigned long long session_id;
+	unsigned long long seq_num;
+};
+
+struct bpf_iter__task {
+	struct bpf_iter_meta *meta;
+	struct task_struct *task;
 };
 
 #pragma clang attribute pop

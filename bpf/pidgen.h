@@ -80,4 +80,41 @@ struct pidgen_meta {
 /* Size of the allocation log ring buffer (a power of two, page multiple). */
 #define PIDGEN_LOG_BYTES (1u << 20)
 
+/* ---- task iterator (bpf/task_iter.bpf.c) ---- */
+
+/* Longest argv the sleepable iterator copies; longer ones are flagged and
+ * read from /proc instead, so nothing is silently cut. */
+#define PIDGEN_CMDLINE_MAX 4096
+
+/* pidgen_task_record.record_flags */
+#define PIDGEN_TASK_CMDLINE 0x1u           /* cmdline bytes follow the record */
+#define PIDGEN_TASK_CMDLINE_TRUNCATED 0x2u /* argv longer than PIDGEN_CMDLINE_MAX */
+#define PIDGEN_TASK_CMDLINE_FAILED 0x4u    /* copying argv from the task failed */
+#define PIDGEN_TASK_PRE514_STATE 0x8u      /* state read from the pre-5.14 field */
+
+/*
+ * One task, as the iterator writes it. All numbers are as the scanning PID
+ * namespace sees them. 72 bytes; when PIDGEN_TASK_CMDLINE is set,
+ * cmdline_len bytes of argv follow, then zero padding to a multiple of 8.
+ */
+struct pidgen_task_record {
+	unsigned long long start_ns;    /* task->start_boottime, CLOCK_BOOTTIME */
+	unsigned long long ino;         /* pidfs inode of the task's struct pid (6.9+), else 0 */
+	unsigned int tgid;
+	unsigned int tid;
+	unsigned int ppid;              /* real parent's tgid; 0 if outside the namespace */
+	unsigned int uid;               /* real uid */
+	unsigned int flags;             /* task->flags (PF_KTHREAD = 0x00200000) */
+	unsigned int state;             /* task->__state */
+	unsigned int exit_state;        /* task->exit_state (EXIT_ZOMBIE = 0x20) */
+	unsigned int cmdline_len;
+	unsigned int record_flags;      /* PIDGEN_TASK_* */
+	unsigned int reserved;
+	char comm[16];
+};
+
+/* Iterator settings, in its .bss, written by the loader before each run. */
+#define PIDGEN_ITER_THREADS 0x1u /* emit every thread, not only group leaders */
+#define PIDGEN_ITER_CMDLINE 0x2u /* copy argv (sleepable program only) */
+
 #endif /* PIDGEN_H */

@@ -14,6 +14,7 @@
 
 #include "loader.h"
 #include "proc_reader.h"
+#include "task_iter.h"
 
 namespace {
 
@@ -30,12 +31,19 @@ struct GuardSlot {
 // Per-environment state. Its destructor runs at environment teardown (the
 // main thread exiting, or a worker ending) and closes every guard still open,
 // so no program outlives the environment that loaded it.
+struct IteratorSlot {
+  std::unique_ptr<pidgen_native::TaskIterator> iterator;
+};
+
 struct AddonData {
   Napi::FunctionReference error_class;
   Napi::FunctionReference handle_ctor;
+  Napi::FunctionReference iterator_ctor;
   std::vector<std::shared_ptr<GuardSlot>> slots;
+  std::vector<std::shared_ptr<IteratorSlot>> iterator_slots;
   ~AddonData() {
     for (auto& slot : slots) slot->guard.reset();
+    for (auto& slot : iterator_slots) slot->iterator.reset();
   }
 };
 
@@ -239,6 +247,76 @@ class GuardHandle : public Napi::ObjectWrap<GuardHandle> {
   std::shared_ptr<GuardSlot> slot_;
 };
 
+class TaskIteratorHandle : public Napi::ObjectWrap<TaskIteratorHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "TaskIteratorHandle",
+                       {
+                           InstanceAccessor<&TaskIteratorHandle::Sleepable>("sleepable"),
+                           InstanceMethod<&TaskIteratorHandle::Read>("read"),
+                           InstanceMethod<&TaskIteratorHandle::Close>("close"),
+                       });
+  }
+
+  explicit TaskIteratorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TaskIteratorHandle>(info) {
+    if (info.Length() != 1 || !info[0].IsExternal()) {
+      ThrowPidgenError(info.Env(), "TaskIteratorHandle is created by openTaskIterator()", "EINVAL", "construct",
+                       EINVAL, "", "");
+    }
+    slot_ = *info[0].As<Napi::External<std::shared_ptr<IteratorSlot>>>().Data();
+  }
+
+  ~TaskIteratorHandle() override {
+    if (slot_) slot_->iterator.reset();
+  }
+
+ private:
+  pidgen_native::TaskIterator* Live(Napi::Env env) {
+    if (!slot_ || !slot_->iterator) ThrowPidgenError(env, "read: iterator is closed", "EBADF", "read", EBADF, "", "");
+    return slot_->iterator.get();
+  }
+
+  Napi::Value Sleepable(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), Live(info.Env())->sleepable());
+  }
+
+  // read(options): every record of one pass, as one Buffer.
+  Napi::Value Read(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t options = Uint32Arg(info, 0, "options");
+    std::string records;
+    LoaderError error;
+    if (!Live(env)->Read(options, &records, &error)) ThrowLoaderError(env, error);
+    return Napi::Buffer<char>::Copy(env, records.data(), records.size());
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (slot_) slot_->iterator.reset();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<IteratorSlot> slot_;
+};
+
+// openTaskIterator({ sleepable: boolean, verbose?: boolean })
+Napi::Value OpenTaskIterator(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) {
+    ThrowPidgenError(env, "openTaskIterator: options object required", "EINVAL", "openTaskIterator", EINVAL, "", "");
+  }
+  Napi::Object options = info[0].As<Napi::Object>();
+  LoaderError error;
+  pidgen_native::TaskIterator* iterator = pidgen_native::TaskIterator::Open(
+      options.Get("sleepable").ToBoolean().Value(), options.Get("verbose").ToBoolean().Value(), &error);
+  if (iterator == nullptr) ThrowLoaderError(env, error);
+  AddonData* data = env.GetInstanceData<AddonData>();
+  std::erase_if(data->iterator_slots, [](const std::shared_ptr<IteratorSlot>& slot) { return !slot->iterator; });
+  auto slot = std::make_shared<IteratorSlot>();
+  slot->iterator.reset(iterator);
+  data->iterator_slots.push_back(slot);
+  return data->iterator_ctor.New({Napi::External<std::shared_ptr<IteratorSlot>>::New(env, &slot)});
+}
+
 // Hands a loaded or pinned guard to JS; the environment's list keeps it
 // reachable for the teardown hook.
 Napi::Value WrapGuard(Napi::Env env, Guard* guard) {
@@ -358,6 +436,8 @@ Napi::Value ReadProcesses(const Napi::CallbackInfo& info) {
   std::vector<int32_t> pids(pid_array.Data(), pid_array.Data() + pid_array.ElementLength());
   Napi::Object options = info[2].As<Napi::Object>();
   pidgen_native::ReadOptions read_options;
+  // stat defaults to on: every caller but the iterator's argv top-up wants it.
+  read_options.stat = !options.Has("stat") || options.Get("stat").ToBoolean().Value();
   read_options.threads = options.Get("threads").ToBoolean().Value();
   read_options.cmdline = options.Get("cmdline").ToBoolean().Value();
   read_options.status = options.Get("status").ToBoolean().Value();
@@ -376,7 +456,7 @@ Napi::Value ReadProcesses(const Napi::CallbackInfo& info) {
       result.Set(i, o);
       continue;
     }
-    SetFile(env, o, "stat", "statErr", read.stat);
+    if (read_options.stat) SetFile(env, o, "stat", "statErr", read.stat);
     if (read_options.status) SetFile(env, o, "status", "statusErr", read.status);
     if (read_options.cmdline) SetFile(env, o, "cmdline", "cmdlineErr", read.cmdline);
     if (read_options.threads) {
@@ -404,10 +484,12 @@ Napi::Value LibbpfVersion(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   data->handle_ctor = Napi::Persistent(GuardHandle::Define(env));
+  data->iterator_ctor = Napi::Persistent(TaskIteratorHandle::Define(env));
   env.SetInstanceData<AddonData>(data);
   exports.Set("open", Napi::Function::New<Open>(env, "open"));
   exports.Set("setErrorClass", Napi::Function::New<SetErrorClass>(env, "setErrorClass"));
   exports.Set("libbpfVersion", Napi::Function::New<LibbpfVersion>(env, "libbpfVersion"));
+  exports.Set("openTaskIterator", Napi::Function::New<OpenTaskIterator>(env, "openTaskIterator"));
   exports.Set("openPinned", Napi::Function::New<OpenPinned>(env, "openPinned"));
   exports.Set("readPinnedMeta", Napi::Function::New<ReadPinnedMeta>(env, "readPinnedMeta"));
   exports.Set("lockFile", Napi::Function::New<LockFile>(env, "lockFile"));

@@ -43,21 +43,20 @@ int CaptureLibbpfPrint(enum libbpf_print_level level, const char* format, va_lis
   return 0;
 }
 
-class LogCapture {
- public:
-  LogCapture(std::string* sink, bool verbose) : lock_(log_mutex) {
-    log_sink = sink;
-    log_verbose = verbose;
-    libbpf_set_print(CaptureLibbpfPrint);
-  }
-  ~LogCapture() {
-    log_sink = nullptr;
-    log_verbose = false;
-  }
+}  // namespace
 
- private:
-  std::lock_guard<std::mutex> lock_;
-};
+LogCapture::LogCapture(std::string* sink, bool verbose) : lock_(log_mutex) {
+  log_sink = sink;
+  log_verbose = verbose;
+  libbpf_set_print(CaptureLibbpfPrint);
+}
+
+LogCapture::~LogCapture() {
+  log_sink = nullptr;
+  log_verbose = false;
+}
+
+namespace {
 
 struct AttachPoint {
   const char* name;    // what TS passes

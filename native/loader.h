@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,19 @@ class Guard {
   std::string attach_;
   bool pinned_ = false;
   pidgen_meta meta_ = {};
+};
+
+// Routes libbpf's messages into `sink` (and to stderr when verbose) for the
+// lifetime of the object, so a refused load says why without printing.
+class LogCapture {
+ public:
+  LogCapture(std::string* sink, bool verbose);
+  ~LogCapture();
+  LogCapture(const LogCapture&) = delete;
+  LogCapture& operator=(const LogCapture&) = delete;
+
+ private:
+  std::unique_lock<std::mutex> lock_;
 };
 
 // Name of an errno ("EPERM"), or "E<n>" when unknown.

@@ -124,7 +124,7 @@ std::vector<ProcessRead> ReadProcesses(const std::string& proc_root, const std::
         close(pidfd);
       }
     }
-    process.stat = ReadAt(dirfd, "stat");
+    if (options.stat) process.stat = ReadAt(dirfd, "stat");
     if (options.status) process.status = ReadAt(dirfd, "status");
     if (options.cmdline) process.cmdline = ReadAt(dirfd, "cmdline");
     if (options.threads) ReadThreads(dirfd, &process);

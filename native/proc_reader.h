@@ -36,6 +36,7 @@ struct ProcessRead {
 };
 
 struct ReadOptions {
+  bool stat = true;
   bool threads = true;
   bool cmdline = true;
   bool status = true;

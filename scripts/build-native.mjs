@@ -56,7 +56,7 @@ if (missing.length > 0) {
 
 // Skip when the addon is newer than every input (a second `npm ci` or
 // `scripts/setup` run costs nothing); --force rebuilds anyway.
-const inputs = ['CMakeLists.txt', 'native/CMakeLists.txt', 'native/addon.cc', 'native/loader.cc', 'native/loader.h', 'native/proc_reader.cc', 'native/proc_reader.h', 'bpf/pidgen.bpf.c', 'bpf/pidgen.h', 'bpf/core_types.h'];
+const inputs = ['CMakeLists.txt', 'native/CMakeLists.txt', 'native/addon.cc', 'native/loader.cc', 'native/loader.h', 'native/proc_reader.cc', 'native/proc_reader.h', 'native/task_iter.cc', 'native/task_iter.h', 'bpf/pidgen.bpf.c', 'bpf/task_iter.bpf.c', 'bpf/pidgen.h', 'bpf/core_types.h'];
 if (!args.has('--force') && existsSync(addon)) {
   const built = statSync(addon).mtimeMs;
   if (inputs.every((f) => !existsSync(join(root, f)) || statSync(join(root, f)).mtimeMs <= built)) {

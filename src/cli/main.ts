@@ -55,7 +55,11 @@ export function buildProgram(): Command {
         .choices(['auto', 'bpf', 'cursor', 'none'])
         .default('auto'),
     )
-    .addOption(new Option('--source <source>', 'where facts come from').choices(['auto', 'procfs']).default('auto'))
+    .addOption(
+      new Option('--source <source>', 'bpf-iter: one BPF task-iterator pass (fast, privileged); procfs: the /proc walk; auto: bpf-iter where it loads')
+        .choices(['auto', 'bpf-iter', 'procfs'])
+        .default('auto'),
+    )
     .addOption(verboseOption())
     .action(async (options: SnapshotCommandOptions) => {
       process.exitCode = await runSnapshot(options, out);

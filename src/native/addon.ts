@@ -71,10 +71,19 @@ export interface NativeProcessRead {
 }
 
 export interface NativeReadOptions {
+  /** Default true. */
+  stat?: boolean;
   threads: boolean;
   cmdline: boolean;
   status: boolean;
   pidfd: boolean;
+}
+
+export interface NativeTaskIterator {
+  readonly sleepable: boolean;
+  /** One pass: packed `struct pidgen_task_record`s (PIDGEN_ITER_* options). */
+  read(options: number): Buffer;
+  close(): void;
 }
 
 export interface NativeAddon {
@@ -90,6 +99,8 @@ export interface NativeAddon {
   /** CLOCK_BOOTTIME now, in nanoseconds. */
   boottimeNs(): bigint;
   readProcesses(procRoot: string, pids: Int32Array, options: NativeReadOptions): NativeProcessRead[];
+  /** Loads bpf/task_iter.bpf.c: the sleepable program (argv too) or the plain one. */
+  openTaskIterator(options: { sleepable: boolean; verbose?: boolean }): NativeTaskIterator;
   readonly layoutVersion: number;
 }
 

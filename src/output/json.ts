@@ -78,6 +78,7 @@ export interface SnapshotJson {
     durationNs: U64String;
     repaired?: number;
     fullScans?: number;
+    cmdlineFrom?: 'bpf' | 'procfs';
   };
 }
 
@@ -193,6 +194,8 @@ export function fromJSON(text: string): Snapshot {
   if (repaired !== undefined) stats.repaired = repaired;
   const fullScans = statsJson.optional('fullScans')?.int();
   if (fullScans !== undefined) stats.fullScans = fullScans;
+  const cmdlineFrom = statsJson.optional('cmdlineFrom')?.oneOf(['bpf', 'procfs'] as const);
+  if (cmdlineFrom !== undefined) stats.cmdlineFrom = cmdlineFrom;
 
   const snapshot: Snapshot = {
     schema: SNAPSHOT_SCHEMA,
@@ -265,6 +268,7 @@ function statsToJson(stats: Snapshot['stats']): SnapshotJson['stats'] {
     durationNs: u64('stats.durationNs', stats.durationNs),
     ...(stats.repaired !== undefined ? { repaired: stats.repaired } : {}),
     ...(stats.fullScans !== undefined ? { fullScans: stats.fullScans } : {}),
+    ...(stats.cmdlineFrom !== undefined ? { cmdlineFrom: stats.cmdlineFrom } : {}),
   };
 }
 

@@ -20,7 +20,8 @@ import { hostname, release } from 'node:os';
 import { PidgenError, UsageError } from '../errors.js';
 import { Guard, type AllocationEvent } from '../guard/guard.js';
 import { kernelAtLeast, kernelVersion } from '../host/kernel.js';
-import { procPidNamespace } from '../host/pidns.js';
+import { ownPidNamespace, procPidNamespace } from '../host/pidns.js';
+import { TaskIterator } from '../iter/task-iter.js';
 import { listPids, readProcessEntries } from '../procfs/walker.js';
 import { BpfWindowTracker, CursorWindowTracker, NoWindowTracker, type WindowTracker } from './window.js';
 import { SNAPSHOT_SCHEMA, type ProcessEntry, type Snapshot, type SnapshotSource } from './types.js';
@@ -47,8 +48,13 @@ export interface SnapshotOptions {
    * reuse across snapshots (it is not closed).
    */
   guard?: GuardChoice | Guard;
-  /** Only `'procfs'` (and `'auto'`, which means procfs) for now. */
-  source?: 'auto' | SnapshotSource;
+  /**
+   * Where the facts come from. `'bpf-iter'`: one BPF task-iterator pass
+   * (privileged; only for the namespace pidgen runs in). `'procfs'`: the
+   * /proc walk. `'auto'` (default): bpf-iter where it loads, else procfs. Or
+   * an open {@link TaskIterator} to reuse across snapshots (not closed).
+   */
+  source?: 'auto' | SnapshotSource | TaskIterator;
   /** Include threads (default true). */
   threads?: boolean;
   /** Passes (the walk plus repairs) before giving up; default 3. */
@@ -93,10 +99,39 @@ function validate(options: SnapshotOptions): Required<Pick<SnapshotOptions, 'max
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) {
     throw new UsageError(`maxAttempts must be an integer from 1 to 100, got ${String(options.maxAttempts)}`);
   }
-  if (options.source !== undefined && options.source !== 'auto' && options.source !== 'procfs') {
-    throw new UsageError(`source '${options.source}' is not available: use 'procfs'`);
+  const source = options.source;
+  if (source !== undefined && !(source instanceof TaskIterator) && !['auto', 'procfs', 'bpf-iter'].includes(source)) {
+    throw new UsageError(`source must be auto, procfs or bpf-iter, got '${String(source)}'`);
   }
   return { maxAttempts, threads: options.threads ?? true, procRoot: options.procRoot ?? '/proc' };
+}
+
+interface ResolvedSource {
+  source: SnapshotSource;
+  iterator?: TaskIterator;
+  close(): void;
+}
+
+/**
+ * The task iterator lists the namespace of the process that reads it, so
+ * it can serve only a /proc of pidgen's own namespace; and it needs the
+ * same privileges as the BPF guard.
+ */
+function resolveSource(choice: SnapshotOptions['source'], procRoot: string, verbose: boolean): ResolvedSource {
+  if (choice instanceof TaskIterator) return { source: 'bpf-iter', iterator: choice, close: () => {} };
+  if (choice === 'procfs') return { source: 'procfs', close: () => {} };
+  const ownNamespace = procPidNamespace(procRoot) === ownPidNamespace();
+  if (choice === 'bpf-iter' && !ownNamespace) {
+    throw new UsageError(`source bpf-iter lists pidgen's own PID namespace only; ${procRoot} is another one (use procfs)`);
+  }
+  if (!ownNamespace) return { source: 'procfs', close: () => {} };
+  try {
+    const iterator = TaskIterator.open({ verbose });
+    return { source: 'bpf-iter', iterator, close: () => iterator.close() };
+  } catch (error) {
+    if (choice === 'bpf-iter' || !(error instanceof PidgenError)) throw error;
+    return { source: 'procfs', close: () => {} };
+  }
 }
 
 function hostFacts(): Snapshot['host'] {
@@ -112,9 +147,14 @@ function hostFacts(): Snapshot['host'] {
 /** Takes a snapshot of every process and thread the /proc lists. */
 export async function snapshot(options: SnapshotOptions = {}): Promise<Snapshot> {
   const { maxAttempts, threads, procRoot } = validate(options);
-  const resolved = resolveGuard(options.guard ?? 'auto', procRoot, options.verbose ?? false);
+  const verbose = options.verbose ?? false;
+  const resolved = resolveGuard(options.guard ?? 'auto', procRoot, verbose);
+  let source: ResolvedSource | undefined;
   try {
+    source = resolveSource(options.source ?? 'auto', procRoot, verbose);
     const result = await walkCoherently(resolved.tracker, {
+      source: source.source,
+      ...(source.iterator ? { iterator: source.iterator } : {}),
       ...(resolved.notice ? { notice: resolved.notice } : {}),
       maxAttempts,
       threads,
@@ -123,6 +163,7 @@ export async function snapshot(options: SnapshotOptions = {}): Promise<Snapshot>
     });
     return result;
   } finally {
+    source?.close();
     resolved.tracker.finish();
     resolved.close();
   }
@@ -259,6 +300,8 @@ function verifyByRereading(
 }
 
 interface WalkSettings {
+  source: SnapshotSource;
+  iterator?: TaskIterator;
   notice?: string;
   maxAttempts: number;
   threads: boolean;
@@ -270,7 +313,13 @@ async function walkCoherently(tracker: WindowTracker, settings: WalkSettings): P
   const { procRoot, maxAttempts } = settings;
   const readOptions = { threads: settings.threads, pidfd: kernelAtLeast(kernelVersion(), 6, 9) };
   const namespace = procPidNamespace(procRoot);
-  const fullWalk = () => new EntrySet(readProcessEntries(procRoot, listPids(procRoot), readOptions));
+  const { iterator } = settings;
+  // Repairs re-read single processes through /proc whatever the source: the
+  // iterator cannot be pointed at a handful of PIDs cheaply.
+  const fullWalk = () =>
+    new EntrySet(
+      iterator ? iterator.walk(procRoot, readOptions) : readProcessEntries(procRoot, listPids(procRoot), readOptions),
+    );
 
   let startNs = tracker.start();
   let generationBefore = tracker.generation();
@@ -420,7 +469,7 @@ async function walkCoherently(tracker: WindowTracker, settings: WalkSettings): P
     pidNamespace: { inum: namespace },
     clock: 'boottime',
     window: { startNs, endNs },
-    source: 'procfs',
+    source: settings.source,
     guard: {
       kind: tracker.kind,
       ...(tracker.attach ? { attach: tracker.attach } : {}),
@@ -433,7 +482,13 @@ async function walkCoherently(tracker: WindowTracker, settings: WalkSettings): P
     attempts,
     reused,
     processes,
-    stats: { tasks, durationNs: endNs - startNs, repaired, fullScans },
+    stats: {
+      tasks,
+      durationNs: endNs - startNs,
+      repaired,
+      fullScans,
+      ...(iterator ? { cmdlineFrom: iterator.cmdlineFrom } : {}),
+    },
   };
   return result;
 }

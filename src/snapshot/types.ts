@@ -77,5 +77,7 @@ export interface Snapshot {
     repaired?: number;
     /** Full walks done (1 unless a repair had to fall back to a rescan). */
     fullScans?: number;
+    /** bpf-iter source: argv came from the iterator itself, or from /proc (kernel < 5.18). */
+    cmdlineFrom?: 'bpf' | 'procfs';
   };
 }

@@ -20,7 +20,7 @@ export interface SnapshotCommandOptions {
   requireCoherent?: boolean;
   append?: boolean;
   guard: GuardChoice;
-  source: 'auto' | 'procfs';
+  source: 'auto' | 'bpf-iter' | 'procfs';
   verbose?: boolean;
 }
 

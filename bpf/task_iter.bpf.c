@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * pidgen's fast snapshot source: a task iterator that writes one fixed-size
+ * record per task (struct pidgen_task_record, pidgen.h) into the iterator's
+ * seq_file, so a snapshot is one read() loop instead of a /proc walk.
+ *
+ * Two programs, one loaded: the sleepable iter.s/task also copies argv with
+ * bpf_copy_from_user_task (5.18+); the plain iter/task leaves argv to /proc.
+ */
+#include <stdbool.h>
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "core_types.h"
+#include "pidgen.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* PIDGEN_ITER_*; written by the loader before each run. */
+__u32 iter_options = 0;
+
+/* Scratch for one record plus its argv: too big for the 512-byte stack. */
+struct scratch {
+	struct pidgen_task_record record;
+	char cmdline[PIDGEN_CMDLINE_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} pidgen_iter_scratch SEC(".maps");
+
+/* The number `pid` has in the namespace at `level`, or 0 if the pid does not
+ * reach that namespace (the task is outside the scanning namespace). */
+static __always_inline __u32 nr_in(struct pid *pid, unsigned int level, struct pid_namespace *ns)
+{
+	__u64 numbers_offset = bpf_core_field_offset(struct pid, numbers);
+	__u64 upid_size = bpf_core_type_size(struct upid);
+	struct upid *upid;
+
+	if (!pid || level > PIDGEN_MAX_NS_LEVEL || BPF_CORE_READ(pid, level) < level)
+		return 0;
+	/* level <= PIDGEN_MAX_NS_LEVEL (32) was checked; the mask only shows
+	 * the verifier a bound. */
+	upid = (void *)pid + numbers_offset + (level & 63) * upid_size;
+	if (BPF_CORE_READ(upid, ns) != ns)
+		return 0;
+	return BPF_CORE_READ(upid, nr);
+}
+
+/* Fills the fixed part; returns false for a task outside the namespace. */
+static __always_inline bool fill_record(struct pidgen_task_record *r, struct task_struct *task)
+{
+	/* The iterator lists the tasks of the reader's active PID namespace,
+	 * so that namespace is the scanning one: read it off the reader. */
+	struct task_struct *me = bpf_get_current_task_btf();
+	struct pid *my_pid = BPF_CORE_READ(me, thread_pid);
+	unsigned int level = BPF_CORE_READ(my_pid, level);
+	struct pid_namespace *ns;
+	struct pid *pid = BPF_CORE_READ(task, thread_pid);
+	__u64 numbers_offset = bpf_core_field_offset(struct pid, numbers);
+	__u64 upid_size = bpf_core_type_size(struct upid);
+	struct upid *mine;
+
+	if (level > PIDGEN_MAX_NS_LEVEL)
+		return false;
+	mine = (void *)my_pid + numbers_offset + level * upid_size;
+	ns = BPF_CORE_READ(mine, ns);
+
+	r->tid = nr_in(pid, level, ns);
+	if (!r->tid)
+		return false;
+	r->tgid = nr_in(BPF_CORE_READ(task, group_leader, thread_pid), level, ns);
+	r->ppid = nr_in(BPF_CORE_READ(task, real_parent, group_leader, thread_pid), level, ns);
+	r->start_ns = BPF_CORE_READ(task, start_boottime);
+	r->ino = bpf_core_field_exists(pid->ino) ? BPF_CORE_READ(pid, ino) : 0;
+	r->uid = BPF_CORE_READ(task, real_cred, uid.val);
+	r->flags = BPF_CORE_READ(task, flags);
+	r->exit_state = BPF_CORE_READ(task, exit_state);
+	r->record_flags = 0;
+	if (bpf_core_field_exists(task->__state)) {
+		r->state = BPF_CORE_READ(task, __state);
+	} else {
+		r->state = BPF_CORE_READ((struct task_struct___pre514 *)task, state);
+		r->record_flags |= PIDGEN_TASK_PRE514_STATE;
+	}
+	r->cmdline_len = 0;
+	r->reserved = 0;
+	BPF_CORE_READ_STR_INTO(&r->comm, task, comm);
+	return true;
+}
+
+static __always_inline bool wanted(struct task_struct *task)
+{
+	/* Threads only when asked: --no-threads reads leaders alone. */
+	return (iter_options & PIDGEN_ITER_THREADS) ||
+	       BPF_CORE_READ(task, pid) == BPF_CORE_READ(task, tgid);
+}
+
+SEC("iter/task")
+int pidgen_iter(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct pidgen_task_record record = {};
+
+	if (!task || !wanted(task))
+		return 0;
+	if (fill_record(&record, task))
+		bpf_seq_write(ctx->meta->seq, &record, sizeof(record));
+	return 0;
+}
+
+SEC("iter.s/task")
+int pidgen_iter_cmdline(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct scratch *scratch;
+	struct mm_struct *mm;
+	__u32 zero = 0;
+	__u64 len;
+
+	if (!task || !wanted(task))
+		return 0;
+	scratch = bpf_map_lookup_elem(&pidgen_iter_scratch, &zero);
+	if (!scratch || !fill_record(&scratch->record, task))
+		return 0;
+
+	/* argv of processes only: threads share it, kernel threads and zombies
+	 * have no mm (/proc shows an empty cmdline for them too). */
+	mm = BPF_CORE_READ(task, mm);
+	if (!(iter_options & PIDGEN_ITER_CMDLINE) || !mm ||
+	    BPF_CORE_READ(task, pid) != BPF_CORE_READ(task, tgid)) {
+		bpf_seq_write(ctx->meta->seq, &scratch->record, sizeof(scratch->record));
+		return 0;
+	}
+	len = BPF_CORE_READ(mm, arg_end) - BPF_CORE_READ(mm, arg_start);
+	if (len > PIDGEN_CMDLINE_MAX) {
+		scratch->record.record_flags |= PIDGEN_TASK_CMDLINE_TRUNCATED;
+		bpf_seq_write(ctx->meta->seq, &scratch->record, sizeof(scratch->record));
+		return 0;
+	}
+	if (len > 0 &&
+	    bpf_copy_from_user_task(scratch->cmdline, len, (void *)BPF_CORE_READ(mm, arg_start), task, 0) != 0) {
+		scratch->record.record_flags |= PIDGEN_TASK_CMDLINE_FAILED;
+		bpf_seq_write(ctx->meta->seq, &scratch->record, sizeof(scratch->record));
+		return 0;
+	}
+	scratch->record.record_flags |= PIDGEN_TASK_CMDLINE;
+	scratch->record.cmdline_len = len;
+	/* Pad to 8 so the next record starts aligned. */
+	len = (len + 7) & ~7ULL;
+	if (len > PIDGEN_CMDLINE_MAX)
+		len = PIDGEN_CMDLINE_MAX;
+	bpf_seq_write(ctx->meta->seq, scratch, sizeof(scratch->record) + len);
+	return 0;
+}

@@ -1,0 +1,34 @@
+// Loader for bpf/task_iter.bpf.c: the fast snapshot source. Loads one of its
+// two programs (sleepable with argv, or plain), attaches it as an iterator,
+// and reads every record per run. Mechanism only; src/iter/ parses records.
+#pragma once
+
+#include <string>
+
+#include "loader.h"
+
+struct task_iter;  // generated skeleton (task_iter.skel.h)
+struct bpf_link;
+
+namespace pidgen_native {
+
+class TaskIterator {
+ public:
+  // sleepable: iter.s/task, which copies argv (5.18+); else iter/task.
+  static TaskIterator* Open(bool sleepable, bool verbose, LoaderError* error);
+  ~TaskIterator();
+
+  bool sleepable() const { return sleepable_; }
+  // One pass over every task of the reader's PID namespace: the packed
+  // records the program wrote (options: PIDGEN_ITER_*).
+  bool Read(unsigned int options, std::string* out, LoaderError* error);
+  void Close();
+
+ private:
+  TaskIterator() = default;
+  struct task_iter* skel_ = nullptr;
+  struct bpf_link* link_ = nullptr;
+  bool sleepable_ = false;
+};
+
+}  // namespace pidgen_native

@@ -1,0 +1,245 @@
+/**
+ * What `pidgen bench` measured, as `--json` writes it (`schema:
+ * "pidgen.bench/1"`), and the issue's targets judged against it.
+ *
+ * Durations are plain numbers of nanoseconds (a run lasts seconds, far below
+ * 2^53 ns), sizes plain numbers of bytes.
+ */
+import type { Summary } from './stats.js';
+
+export const BENCH_SCHEMA = 'pidgen.bench/1';
+
+/**
+ * How a tool's time was taken.
+ * - `in-process`: the tool timed its own scan (pidgen's `snapshot()` call,
+ *   psutil's loop, the reference walker's walk); no process start in it.
+ * - `whole-process`: fork to exit of the command, as a user of the command
+ *   pays it (`ps`, `pidgen snapshot`).
+ */
+export type Measures = 'in-process' | 'whole-process';
+
+/** The tools a scan can measure, by stable id. */
+export const TOOL_IDS = [
+  'pidgen-procfs-library',
+  'pidgen-procfs-cli',
+  'pidgen-bpf-iter-library',
+  'pidgen-bpf-iter-cli',
+  'ps',
+  'psutil',
+  'ref-walker',
+] as const;
+export type ToolId = (typeof TOOL_IDS)[number];
+
+export interface ToolResult {
+  id: ToolId;
+  /** Short name for tables and legends, e.g. `pidgen procfs`. */
+  label: string;
+  measures: Measures;
+  /** What exactly was timed, e.g. `snapshot() call`. */
+  what: string;
+  /** One sample per measured run. */
+  wallNs: Summary;
+  /** Median time divided by the tasks the namespace held. */
+  usPerTask: number;
+  /** Highest peak RSS (ru_maxrss) over the runs, bytes. */
+  peakRssBytes: number;
+  /** Tasks the tool reported seeing, where it says (last run). */
+  tasksSeen?: number;
+  /** Facts that qualify the numbers (a first call's cost, a coherence miss). */
+  notes?: string[];
+  /** pidgen library only: the first snapshot() call in a fresh process (cold JIT). */
+  firstCallNs?: Summary;
+}
+
+export interface SkippedTool {
+  id: ToolId;
+  label: string;
+  reason: string;
+}
+
+export interface ScanResult {
+  /** The population asked for: processes × threadsPerProcess. */
+  tasks: number;
+  processes: number;
+  threadsPerProcess: number;
+  /** Tasks /proc listed in the namespace: the population plus the bench's own few. */
+  tasksInNamespace: number;
+  tools: ToolResult[];
+  skipped: SkippedTool[];
+  /** Seconds it took to create the population. */
+  populationSeconds: number;
+}
+
+export interface ForkPathResult {
+  forksPerRun: number;
+  runs: number;
+  /** The guard's attach point, e.g. `tp_btf/task_newtask`. */
+  attach: string;
+  /** Nanoseconds per fork+exit+wait, no guard loaded. */
+  noGuard: Summary;
+  /** Guard attached, not logging: what a loaded or pinned counter costs between snapshots. */
+  idle: Summary;
+  /** Guard attached and logging allocations, as during a snapshot. */
+  logging: Summary;
+  /** Median of paired ratios idle / noGuard. */
+  idleRatio: number;
+  loggingRatio: number;
+  /** Allocation records the ring dropped while logging (0 means every fork was logged). */
+  logDrops: number;
+}
+
+export interface Machine {
+  hostname: string;
+  kernel: string;
+  cpuModel: string;
+  cores: number;
+  memoryBytes: number;
+  node: string;
+  /** /sys/kernel/security/lockdown, when present. */
+  lockdown?: string;
+}
+
+export type TargetStatus = 'pass' | 'miss' | 'not measured';
+
+export interface TargetResult {
+  id: 'bpf-iter-vs-ps' | 'procfs-vs-ref-walker' | 'guard-fork-overhead' | 'peak-rss';
+  description: string;
+  /** The measured value in words, or why there is none. */
+  measured: string;
+  status: TargetStatus;
+}
+
+export interface BenchResults {
+  schema: typeof BENCH_SCHEMA;
+  pidgenVersion: string;
+  startedAt: string;
+  finishedAt: string;
+  machine: Machine;
+  settings: { tasks: number[]; threadsPerProcess: number; runs: number; forks: number };
+  scans: ScanResult[];
+  /** null when the fork benchmark was skipped (`--forks 0`). */
+  forkPath: ForkPathResult | null;
+  targets: TargetResult[];
+  /** Things a reader of the numbers should know (e.g. a pinned guard was used). */
+  notes: string[];
+}
+
+/** Where the issue sets the speed targets and the memory target. */
+export const SPEED_TARGET_TASKS = 5_000;
+export const RSS_TARGET_TASKS = 20_000;
+export const BPF_ITER_SPEEDUP_TARGET = 30;
+export const PROCFS_VS_WALKER_TARGET = 1.5;
+export const GUARD_OVERHEAD_TARGET = 0.02;
+export const PEAK_RSS_TARGET_BYTES = 150e6;
+
+const count = (n: number) => n.toLocaleString('en-US');
+
+/** The scan at `tasks`, else the nearest one measured (and a note that says so). */
+function scanNear(scans: readonly ScanResult[], tasks: number): { scan: ScanResult; at: string } | undefined {
+  let best: ScanResult | undefined;
+  for (const scan of scans) {
+    if (!best || Math.abs(Math.log(scan.tasks / tasks)) < Math.abs(Math.log(best.tasks / tasks))) best = scan;
+  }
+  if (!best) return undefined;
+  return {
+    scan: best,
+    at: best.tasks === tasks ? '' : ` (at ${count(best.tasks)} tasks; the target is set at ${count(tasks)})`,
+  };
+}
+
+function tool(scan: ScanResult, id: ToolId): ToolResult | undefined {
+  return scan.tools.find((t) => t.id === id);
+}
+
+function whyMissing(scan: ScanResult, id: ToolId): string {
+  const skipped = scan.skipped.find((s) => s.id === id);
+  return skipped ? `${skipped.label} skipped: ${skipped.reason}` : `${id} was not measured`;
+}
+
+/** Judges the issue's four targets. They are reported, never asserted. */
+export function evaluateTargets(scans: readonly ScanResult[], forkPath: ForkPathResult | null): TargetResult[] {
+  const targets: TargetResult[] = [];
+  const speed = scanNear(scans, SPEED_TARGET_TASKS);
+
+  {
+    const description = `pidgen bpf-iter snapshot() at least ${BPF_ITER_SPEEDUP_TARGET}× faster than \`ps -eLo\` at ${count(SPEED_TARGET_TASKS)} tasks`;
+    const bpf = speed && tool(speed.scan, 'pidgen-bpf-iter-library');
+    const ps = speed && tool(speed.scan, 'ps');
+    if (!speed) targets.push({ id: 'bpf-iter-vs-ps', description, measured: 'no scan was run', status: 'not measured' });
+    else if (!bpf || !ps) {
+      const missing = !bpf ? whyMissing(speed.scan, 'pidgen-bpf-iter-library') : whyMissing(speed.scan, 'ps');
+      targets.push({ id: 'bpf-iter-vs-ps', description, measured: missing, status: 'not measured' });
+    } else {
+      const speedup = ps.wallNs.median / bpf.wallNs.median;
+      targets.push({
+        id: 'bpf-iter-vs-ps',
+        description,
+        measured: `${speedup.toFixed(1)}× faster${speed.at}`,
+        status: speedup >= BPF_ITER_SPEEDUP_TARGET ? 'pass' : 'miss',
+      });
+    }
+  }
+
+  {
+    const description = `pidgen procfs snapshot() within ${PROCFS_VS_WALKER_TARGET}× of the reference C walker at ${count(SPEED_TARGET_TASKS)} tasks`;
+    const procfs = speed && tool(speed.scan, 'pidgen-procfs-library');
+    const walker = speed && tool(speed.scan, 'ref-walker');
+    if (!speed) targets.push({ id: 'procfs-vs-ref-walker', description, measured: 'no scan was run', status: 'not measured' });
+    else if (!procfs || !walker) {
+      const missing = !procfs ? whyMissing(speed.scan, 'pidgen-procfs-library') : whyMissing(speed.scan, 'ref-walker');
+      targets.push({ id: 'procfs-vs-ref-walker', description, measured: missing, status: 'not measured' });
+    } else {
+      const ratio = procfs.wallNs.median / walker.wallNs.median;
+      targets.push({
+        id: 'procfs-vs-ref-walker',
+        description,
+        measured: `${ratio.toFixed(2)}× the walker's time${speed.at}`,
+        status: ratio <= PROCFS_VS_WALKER_TARGET ? 'pass' : 'miss',
+      });
+    }
+  }
+
+  {
+    const description = `BPF guard overhead on fork+exit+wait at most ${GUARD_OVERHEAD_TARGET * 100}% (guard attached, idle)`;
+    if (!forkPath) {
+      targets.push({ id: 'guard-fork-overhead', description, measured: 'fork benchmark skipped (--forks 0)', status: 'not measured' });
+    } else {
+      const overhead = forkPath.idleRatio - 1;
+      targets.push({
+        id: 'guard-fork-overhead',
+        description,
+        measured: `${signedPercent(overhead)} idle, ${signedPercent(forkPath.loggingRatio - 1)} while logging`,
+        status: overhead <= GUARD_OVERHEAD_TARGET ? 'pass' : 'miss',
+      });
+    }
+  }
+
+  {
+    const description = `pidgen peak RSS under ${PEAK_RSS_TARGET_BYTES / 1e6} MB at ${count(RSS_TARGET_TASKS)} tasks (every pidgen row)`;
+    const scan = scans.find((s) => s.tasks === RSS_TARGET_TASKS);
+    const pidgenRows = scan?.tools.filter((t) => t.id.startsWith('pidgen-')) ?? [];
+    if (!scan || pidgenRows.length === 0) {
+      targets.push({
+        id: 'peak-rss',
+        description,
+        measured: scan ? 'no pidgen row was measured' : `${count(RSS_TARGET_TASKS)} tasks not run`,
+        status: 'not measured',
+      });
+    } else {
+      const worst = pidgenRows.reduce((a, b) => (b.peakRssBytes > a.peakRssBytes ? b : a));
+      targets.push({
+        id: 'peak-rss',
+        description,
+        measured: `${(worst.peakRssBytes / 1e6).toFixed(1)} MB (${worst.label}, ${worst.what})`,
+        status: worst.peakRssBytes < PEAK_RSS_TARGET_BYTES ? 'pass' : 'miss',
+      });
+    }
+  }
+  return targets;
+}
+
+/** +1.2% / -0.3%: an overhead as people write it. */
+export function signedPercent(fraction: number): string {
+  const percent = fraction * 100;
+  return `${percent >= 0 ? '+' : '-'}${Math.abs(percent).toFixed(1)}%`;
+}

@@ -1,0 +1,100 @@
+/** `pidgen bench`'s report: Markdown tables, readable in a terminal and pasteable into a README. */
+import { signedPercent, type BenchResults, type ForkPathResult, type Machine, type ScanResult, type TargetStatus } from './results.js';
+
+/** Column headers of a scan table, in order. */
+export const SCAN_COLUMNS = ['tool', 'timed', 'median ms', 'range ms', 'µs/task', 'vs ps -eLo', 'peak RSS MB'] as const;
+export const FORK_COLUMNS = ['guard', 'median µs/fork', 'range µs/fork', 'vs no guard'] as const;
+export const TARGET_COLUMNS = ['target', 'measured', 'result'] as const;
+
+const count = (n: number) => n.toLocaleString('en-US');
+
+/** Three significant figures or so, without drowning small numbers in zeros. */
+export function formatNumber(value: number): string {
+  const abs = Math.abs(value);
+  const digits = abs >= 100 ? 0 : abs >= 10 ? 1 : abs >= 1 ? 2 : 3;
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function cell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+export function markdownTable(headers: readonly string[], rows: readonly (readonly string[])[], numericFrom = Infinity): string {
+  const align = headers.map((_, i) => (i >= numericFrom ? '---:' : '---'));
+  const line = (cells: readonly string[]) => `| ${cells.map(cell).join(' | ')} |\n`;
+  return line(headers) + line(align) + rows.map(line).join('');
+}
+
+export function machineLine(machine: Machine, pidgenVersion: string): string {
+  return [
+    machine.cpuModel,
+    `${machine.cores} cores`,
+    `${(machine.memoryBytes / 1e9).toFixed(1)} GB RAM`,
+    `Linux ${machine.kernel}`,
+    `Node ${machine.node}`,
+    `pidgen ${pidgenVersion}`,
+  ].join(' · ');
+}
+
+/** How much faster than ps (or slower), from the two median times. */
+function versusPs(toolNs: number, psNs: number | undefined, isPs: boolean): string {
+  if (isPs) return 'baseline';
+  if (psNs === undefined) return '–';
+  const ratio = psNs / toolNs;
+  return ratio >= 1 ? `${formatNumber(ratio)}× faster` : `${formatNumber(1 / ratio)}× slower`;
+}
+
+export function scanSection(scan: ScanResult): string {
+  const ps = scan.tools.find((t) => t.id === 'ps');
+  const rows = scan.tools.map((t) => [
+    t.label,
+    t.what,
+    formatNumber(t.wallNs.median / 1e6),
+    `${formatNumber(t.wallNs.min / 1e6)}–${formatNumber(t.wallNs.max / 1e6)}`,
+    formatNumber(t.usPerTask),
+    versusPs(t.wallNs.median, ps?.wallNs.median, t.id === 'ps'),
+    formatNumber(t.peakRssBytes / 1e6),
+  ]);
+  let text =
+    `### ${count(scan.tasks)} tasks: ${count(scan.processes)} processes × ${scan.threadsPerProcess} threads ` +
+    `(${count(scan.tasksInNamespace)} tasks in the namespace)\n\n`;
+  text += markdownTable(SCAN_COLUMNS, rows, 2);
+  for (const skipped of scan.skipped) text += `\nSkipped ${skipped.label}: ${skipped.reason}\n`;
+  const notes = scan.tools.flatMap((t) => (t.notes ?? []).map((note) => `${t.label} (${t.what}): ${note}`));
+  if (notes.length) text += '\n' + notes.map((note) => `- ${note}\n`).join('');
+  return text;
+}
+
+export function forkSection(fork: ForkPathResult): string {
+  const us = (ns: number) => formatNumber(ns / 1e3);
+  const rows = [
+    ['none', us(fork.noGuard.median), `${us(fork.noGuard.min)}–${us(fork.noGuard.max)}`, '1.000'],
+    [`attached (${fork.attach}), idle`, us(fork.idle.median), `${us(fork.idle.min)}–${us(fork.idle.max)}`, `${fork.idleRatio.toFixed(3)} (${signedPercent(fork.idleRatio - 1)})`],
+    [`attached, logging`, us(fork.logging.median), `${us(fork.logging.min)}–${us(fork.logging.max)}`, `${fork.loggingRatio.toFixed(3)} (${signedPercent(fork.loggingRatio - 1)})`],
+  ];
+  let text = `### Guard overhead on fork+exit+wait (${count(fork.forksPerRun)} forks per run, ${fork.runs} runs)\n\n`;
+  text += markdownTable(FORK_COLUMNS, rows, 1);
+  text += '\nRatios are medians of per-run paired ratios (each run measures all three back to back).\n';
+  if (fork.logDrops > 0) text += `The allocation log dropped ${count(fork.logDrops)} records while logging (ring full).\n`;
+  return text;
+}
+
+const STATUS_TEXT: Record<TargetStatus, string> = { pass: '**pass**', miss: '**MISS**', 'not measured': 'not measured' };
+
+export function renderReport(results: BenchResults): string {
+  let text = '## pidgen bench\n\n';
+  text += `${machineLine(results.machine, results.pidgenVersion)}\n\n`;
+  text +=
+    `Median of ${results.settings.runs} run${results.settings.runs === 1 ? '' : 's'} after a warm-up run; ` +
+    'the tools take turns within each run, in alternating order. "in process": the tool timed its own scan; ' +
+    '"process": fork to exit of the command.\n\n';
+  for (const scan of results.scans) text += scanSection(scan) + '\n';
+  if (results.forkPath) text += forkSection(results.forkPath) + '\n';
+  text += '### Targets\n\n';
+  text += markdownTable(
+    TARGET_COLUMNS,
+    results.targets.map((t) => [t.description, t.measured, STATUS_TEXT[t.status]]),
+  );
+  if (results.notes.length) text += '\n' + results.notes.map((note) => `- ${note}\n`).join('');
+  return text;
+}
