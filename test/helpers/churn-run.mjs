@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { snapshot } from '../../dist/src/snapshot/snapshot.js';
 import { Guard } from '../../dist/src/guard/guard.js';
+import { TaskIterator } from '../../dist/src/iter/task-iter.js';
 import { toJSON } from '../../dist/src/output/json.js';
 
 const [outdir, countArg, churner, ...churnerArgs] = process.argv.slice(2);
@@ -33,8 +34,12 @@ const MAX_CHURN_SECONDS = Number(process.env.CHURN_MAX_SECONDS ?? 150);
 // test verify that our own task set did not change.
 await readFile('/proc/self/stat');
 const guard = Guard.open();
-await snapshot({ guard, threads: true, maxAttempts: 3 });
-await snapshot({ guard: 'none', threads: true, maxAttempts: 3 });
+// Both sources are judged: guarded snapshots alternate between the /proc
+// walk and the BPF task iterator (loaded once, like the guard).
+const iterator = TaskIterator.open();
+await snapshot({ guard, source: 'procfs', threads: true, maxAttempts: 3 });
+await snapshot({ guard, source: iterator, threads: true, maxAttempts: 3 });
+await snapshot({ guard: 'none', source: 'procfs', threads: true, maxAttempts: 3 });
 const ownTasksBefore = readdirSync('/proc/self/task').map(Number).sort((a, b) => a - b);
 
 const logPath = join(outdir, 'churn.log');
@@ -59,7 +64,10 @@ let churnStoppedEarly = false;
 for (let i = 0; i < count; i++) {
   for (const choice of ['bpf', 'none']) {
     const t0 = performance.now();
-    const snap = await snapshot({ guard: choice === 'bpf' ? guard : 'none', threads: true, maxAttempts: 3 });
+    const snap =
+      choice === 'bpf'
+        ? await snapshot({ guard, source: i % 2 === 0 ? 'procfs' : iterator, threads: true, maxAttempts: 3 })
+        : await snapshot({ guard: 'none', source: 'procfs', threads: true, maxAttempts: 3 });
     (choice === 'bpf' ? timings.bpfMs : timings.noneMs).push(performance.now() - t0);
     docs.push(toJSON(snap));
   }

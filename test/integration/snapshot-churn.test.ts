@@ -181,6 +181,9 @@ describe.runIf(isRoot)('[kernel] snapshots under PID churn, judged by the churne
       expect(run.bpf).toHaveLength(COUNT);
       expect(run.none).toHaveLength(COUNT);
       expect(run.bpf.every((c) => c.snapshot.guard.kind === 'bpf')).toBe(true);
+      // Both sources were judged, half each.
+      expect(run.bpf.filter((c) => c.snapshot.source === 'procfs').length).toBe(COUNT / 2);
+      expect(run.bpf.filter((c) => c.snapshot.source === 'bpf-iter').length).toBe(COUNT / 2);
       // The checker judged real entries, not an empty set.
       expect(run.bpf.reduce((n, c) => n + c.result.judged, 0)).toBeGreaterThan(COUNT * 10);
       expect(run.bpf.reduce((n, c) => n + c.result.required, 0)).toBeGreaterThan(COUNT * 10);
