@@ -75,7 +75,13 @@ struct pidgen_meta {
 	unsigned int attach;                      /* PIDGEN_ATTACH_* */
 	unsigned long long attached_boottime_ns;  /* CLOCK_BOOTTIME when it was attached */
 	unsigned long long attached_realtime_ns;  /* CLOCK_REALTIME then, for people */
+	unsigned int iter;                        /* PIDGEN_PINNED_ITER_* */
+	unsigned int reserved;
 };
+
+/* pidgen_meta.iter: the task iterator pinned beside the counter, if any. */
+#define PIDGEN_PINNED_ITER 0x1u           /* `iter` and `iter_bss` are pinned */
+#define PIDGEN_PINNED_ITER_SLEEPABLE 0x2u /* it is iter.s/task: it copies argv */
 
 /* Size of the allocation log ring buffer (a power of two, page multiple). */
 #define PIDGEN_LOG_BYTES (1u << 20)

@@ -92,6 +92,7 @@ Napi::Object MetaToObject(Napi::Env env, const pidgen_meta& meta) {
   o.Set("attach", meta.attach);
   o.Set("attachedBoottimeNs", Napi::BigInt::New(env, static_cast<uint64_t>(meta.attached_boottime_ns)));
   o.Set("attachedRealtimeNs", Napi::BigInt::New(env, static_cast<uint64_t>(meta.attached_realtime_ns)));
+  o.Set("iter", meta.iter);
   return o;
 }
 
@@ -118,6 +119,7 @@ class GuardHandle : public Napi::ObjectWrap<GuardHandle> {
                            InstanceAccessor<&GuardHandle::Pinned>("pinned"),
                            InstanceAccessor<&GuardHandle::Meta>("meta"),
                            InstanceMethod<&GuardHandle::Pin>("pin"),
+                           InstanceMethod<&GuardHandle::SetPinnedIterator>("setPinnedIterator"),
                            InstanceMethod<&GuardHandle::ReadAll>("readAll"),
                            InstanceMethod<&GuardHandle::Read>("read"),
                            InstanceMethod<&GuardHandle::Seed>("seed"),
@@ -164,6 +166,14 @@ class GuardHandle : public Napi::ObjectWrap<GuardHandle> {
 
   Napi::Value Meta(const Napi::CallbackInfo& info) {
     return MetaToObject(info.Env(), Live(info.Env(), "meta")->meta());
+  }
+
+  Napi::Value SetPinnedIterator(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t flags = Uint32Arg(info, 0, "flags");
+    LoaderError error;
+    if (!Live(env, "setPinnedIterator")->SetPinnedIterator(flags, &error)) ThrowLoaderError(env, error);
+    return env.Undefined();
   }
 
   // pin(dir): pins link and maps under dir, which must exist.
@@ -254,6 +264,7 @@ class TaskIteratorHandle : public Napi::ObjectWrap<TaskIteratorHandle> {
                        {
                            InstanceAccessor<&TaskIteratorHandle::Sleepable>("sleepable"),
                            InstanceMethod<&TaskIteratorHandle::Read>("read"),
+                           InstanceMethod<&TaskIteratorHandle::Pin>("pin"),
                            InstanceMethod<&TaskIteratorHandle::Close>("close"),
                        });
   }
@@ -290,6 +301,16 @@ class TaskIteratorHandle : public Napi::ObjectWrap<TaskIteratorHandle> {
     return Napi::Buffer<char>::Copy(env, records.data(), records.size());
   }
 
+  Napi::Value Pin(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) {
+      ThrowPidgenError(env, "pin: a directory path is required", "EINVAL", "pin", EINVAL, "", "");
+    }
+    LoaderError error;
+    if (!Live(env)->Pin(info[0].As<Napi::String>().Utf8Value(), &error)) ThrowLoaderError(env, error);
+    return env.Undefined();
+  }
+
   Napi::Value Close(const Napi::CallbackInfo& info) {
     if (slot_) slot_->iterator.reset();
     return info.Env().Undefined();
@@ -306,8 +327,12 @@ Napi::Value OpenTaskIterator(const Napi::CallbackInfo& info) {
   }
   Napi::Object options = info[0].As<Napi::Object>();
   LoaderError error;
-  pidgen_native::TaskIterator* iterator = pidgen_native::TaskIterator::Open(
-      options.Get("sleepable").ToBoolean().Value(), options.Get("verbose").ToBoolean().Value(), &error);
+  const bool sleepable = options.Get("sleepable").ToBoolean().Value();
+  Napi::Value pinned = options.Get("pinnedDir");
+  pidgen_native::TaskIterator* iterator =
+      pinned.IsString()
+          ? pidgen_native::TaskIterator::OpenPinned(pinned.As<Napi::String>().Utf8Value(), sleepable, &error)
+          : pidgen_native::TaskIterator::Open(sleepable, options.Get("verbose").ToBoolean().Value(), &error);
   if (iterator == nullptr) ThrowLoaderError(env, error);
   AddonData* data = env.GetInstanceData<AddonData>();
   std::erase_if(data->iterator_slots, [](const std::shared_ptr<IteratorSlot>& slot) { return !slot->iterator; });

@@ -170,7 +170,7 @@ Guard* Guard::Open(const std::string& attach, bool verbose, LoaderError* error) 
   guard->bss_fd_ = bpf_map__fd(skel->maps.bss);
   guard->shared_ = reinterpret_cast<SharedState*>(skel->bss);
   guard->attach_ = point->target;
-  guard->meta_ = pidgen_meta{PIDGEN_LAYOUT_VERSION, point->id, ClockNs(CLOCK_BOOTTIME), ClockNs(CLOCK_REALTIME)};
+  guard->meta_ = pidgen_meta{PIDGEN_LAYOUT_VERSION, point->id, ClockNs(CLOCK_BOOTTIME), ClockNs(CLOCK_REALTIME), 0, 0};
   uint32_t zero = 0;
   if (bpf_map_update_elem(guard->meta_fd_, &zero, &guard->meta_, BPF_ANY) != 0 || !guard->StartLogReader(error)) {
     int saved = errno;
@@ -245,6 +245,16 @@ Guard* Guard::OpenPinned(const std::string& dir, LoaderError* error) {
     return nullptr;
   }
   return guard;
+}
+
+bool Guard::SetPinnedIterator(unsigned int iter_flags, LoaderError* error) {
+  meta_.iter = iter_flags;
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(meta_fd_, &zero, &meta_, BPF_ANY) != 0) {
+    *error = LoaderError{"map update", "pidgen_meta", errno, ""};
+    return false;
+  }
+  return true;
 }
 
 bool Guard::Pin(const std::string& dir, LoaderError* error) {

@@ -60,6 +60,8 @@ class Guard {
   // Pins link and maps under `dir` (which must exist), so the counter keeps
   // counting after this process exits. On failure nothing stays pinned.
   bool Pin(const std::string& dir, LoaderError* error);
+  // Records in the meta map whether a task iterator is pinned beside it.
+  bool SetPinnedIterator(unsigned int iter_flags, LoaderError* error);
 
   bool ReadAll(std::vector<NamespaceCounter>* out, LoaderError* error) const;
   // false with error->err == ENOENT when the namespace has no record.

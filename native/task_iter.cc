@@ -3,6 +3,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -42,8 +43,60 @@ TaskIterator* TaskIterator::Open(bool sleepable, bool verbose, LoaderError* erro
   TaskIterator* iterator = new TaskIterator();
   iterator->skel_ = skel;
   iterator->link_ = link;
+  iterator->link_fd_ = bpf_link__fd(link);
+  iterator->options_ = &skel->bss->iter_options;
   iterator->sleepable_ = sleepable;
   return iterator;
+}
+
+// Names inside the pin directory; src/pin/ removes exactly these.
+constexpr const char* kPinIter = "iter";
+constexpr const char* kPinIterBss = "iter_bss";
+
+TaskIterator* TaskIterator::OpenPinned(const std::string& dir, bool sleepable, LoaderError* error) {
+  TaskIterator* iterator = new TaskIterator();
+  iterator->sleepable_ = sleepable;
+  auto fail = [&](const char* op, const std::string& target, int err) -> TaskIterator* {
+    delete iterator;
+    *error = LoaderError{op, target, err, ""};
+    return nullptr;
+  };
+  const std::string link_path = dir + "/" + kPinIter;
+  const std::string bss_path = dir + "/" + kPinIterBss;
+  iterator->link_fd_ = bpf_obj_get(link_path.c_str());
+  if (iterator->link_fd_ < 0) return fail("open pinned link", link_path, errno);
+  iterator->bss_fd_ = bpf_obj_get(bss_path.c_str());
+  if (iterator->bss_fd_ < 0) return fail("open pinned map", bss_path, errno);
+  iterator->options_map_size_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  void* mapped = mmap(nullptr, iterator->options_map_size_, PROT_READ | PROT_WRITE, MAP_SHARED, iterator->bss_fd_, 0);
+  if (mapped == MAP_FAILED) {
+    iterator->options_map_size_ = 0;
+    return fail("mmap", bss_path, errno);
+  }
+  // iter_options is the only .bss variable: it sits at offset 0.
+  iterator->options_ = static_cast<unsigned int*>(mapped);
+  return iterator;
+}
+
+bool TaskIterator::Pin(const std::string& dir, LoaderError* error) {
+  if (skel_ == nullptr) {
+    *error = LoaderError{"pin", dir, EINVAL, "only an iterator loaded by this process can be pinned"};
+    return false;
+  }
+  const std::string bss_path = dir + "/" + kPinIterBss;
+  int err = bpf_map__pin(skel_->maps.bss, bss_path.c_str());
+  if (err != 0) {
+    *error = LoaderError{"pin map", bss_path, -err, ""};
+    return false;
+  }
+  const std::string link_path = dir + "/" + kPinIter;
+  err = bpf_link__pin(link_, link_path.c_str());
+  if (err != 0) {
+    unlink(bss_path.c_str());
+    *error = LoaderError{"pin link", link_path, -err, ""};
+    return false;
+  }
+  return true;
 }
 
 TaskIterator::~TaskIterator() { Close(); }
@@ -51,14 +104,23 @@ TaskIterator::~TaskIterator() { Close(); }
 void TaskIterator::Close() {
   if (link_ != nullptr) bpf_link__destroy(link_);
   link_ = nullptr;
-  if (skel_ != nullptr) task_iter::destroy(skel_);
-  skel_ = nullptr;
+  if (skel_ != nullptr) {
+    task_iter::destroy(skel_);
+    skel_ = nullptr;
+  } else {
+    if (options_map_size_ != 0) munmap(options_, options_map_size_);
+    if (link_fd_ >= 0) close(link_fd_);
+    if (bss_fd_ >= 0) close(bss_fd_);
+  }
+  options_ = nullptr;
+  options_map_size_ = 0;
+  link_fd_ = bss_fd_ = -1;
 }
 
 bool TaskIterator::Read(unsigned int options, std::string* out, LoaderError* error) {
   const char* target = sleepable_ ? "iter.s/task" : "iter/task";
-  skel_->bss->iter_options = options;
-  int fd = bpf_iter_create(bpf_link__fd(link_));
+  __atomic_store_n(options_, options, __ATOMIC_SEQ_CST);
+  int fd = bpf_iter_create(link_fd_);
   if (fd < 0) {
     *error = LoaderError{"bpf_iter_create", target, errno, ""};
     return false;

@@ -16,7 +16,13 @@ class TaskIterator {
  public:
   // sleepable: iter.s/task, which copies argv (5.18+); else iter/task.
   static TaskIterator* Open(bool sleepable, bool verbose, LoaderError* error);
+  // The iterator `pidgen pin` left in dir (`iter` link, `iter_bss` map);
+  // loads nothing.
+  static TaskIterator* OpenPinned(const std::string& dir, bool sleepable, LoaderError* error);
   ~TaskIterator();
+
+  // Pins the iterator link and its settings map under dir.
+  bool Pin(const std::string& dir, LoaderError* error);
 
   bool sleepable() const { return sleepable_; }
   // One pass over every task of the reader's PID namespace: the packed
@@ -26,8 +32,12 @@ class TaskIterator {
 
  private:
   TaskIterator() = default;
-  struct task_iter* skel_ = nullptr;
+  struct task_iter* skel_ = nullptr;  // loaded here, or null when pinned
   struct bpf_link* link_ = nullptr;
+  int link_fd_ = -1;       // the iterator link (skeleton-owned unless pinned)
+  int bss_fd_ = -1;        // pinned only
+  unsigned int* options_ = nullptr;  // iter_options in the mmapped .bss
+  size_t options_map_size_ = 0;      // pinned only: our own mmap
   bool sleepable_ = false;
 };
 

@@ -8,6 +8,8 @@ import { mountsOfType } from '../host/mounts.js';
 import { PidgenError } from '../errors.js';
 import { ATTACH_ORDER, ATTACH_POINTS } from '../guard/guard.js';
 import { nativeAddon, type NativeAddon } from '../native/addon.js';
+import { TaskIterator } from '../iter/task-iter.js';
+import { readPinned } from '../pin/pin.js';
 
 export type CheckStatus = 'ok' | 'fail' | 'warn' | 'info';
 
@@ -22,7 +24,9 @@ export interface DoctorCheck {
 export interface DoctorReport {
   checks: DoctorCheck[];
   /** What `pidgen snapshot --guard auto` would use here. */
-  guard: { kind: 'bpf'; attach: string } | { kind: 'none'; reason: string };
+  guard: { kind: 'bpf'; attach: string; pinned: boolean } | { kind: 'cursor'; reason: string };
+  /** What `pidgen snapshot --source auto` would use here. */
+  source: { kind: 'bpf-iter'; cmdlineFrom: 'bpf' | 'procfs' } | { kind: 'procfs'; reason: string };
 }
 
 const RELEVANT_CAPS = ['CAP_BPF', 'CAP_PERFMON', 'CAP_SYS_ADMIN', 'CAP_SYS_PTRACE', 'CAP_SYS_RESOURCE'] as const;
@@ -132,8 +136,43 @@ export function runDoctor(options: { verbose?: boolean } = {}): DoctorReport {
     );
   }
 
+  let pinned: ReturnType<typeof readPinned>;
+  let pinError: string | undefined;
+  try {
+    pinned = addon ? readPinned() : undefined;
+  } catch (error) {
+    pinError = (error as Error).message;
+  }
+  checks.push(
+    pinError
+      ? check('pinned counter', 'warn', pinError, 'run `pidgen unpin`, then `pidgen pin`')
+      : check(
+          'pinned counter',
+          'info',
+          pinned ? `pinned since ${pinned.attachedAt.toISOString()} via ${pinned.attach}` : 'not pinned (`pidgen pin` keeps one across runs)',
+        ),
+  );
+
+  let source: DoctorReport['source'];
+  if (!addon || !bpfAllowed) {
+    source = { kind: 'procfs', reason: addon ? 'no privileges for BPF' : 'native addon not loaded' };
+  } else {
+    try {
+      const iterator = TaskIterator.open({ verbose: options.verbose ?? false });
+      source = { kind: 'bpf-iter', cmdlineFrom: iterator.cmdlineFrom };
+      iterator.close();
+    } catch (error) {
+      source = { kind: 'procfs', reason: (error as PidgenError).message };
+    }
+  }
+  checks.push(
+    source.kind === 'bpf-iter'
+      ? check('task iterator', 'ok', `loads (argv from ${source.cmdlineFrom === 'bpf' ? 'the sleepable iterator' : '/proc: sleepable iterators need Linux >= 5.18'})`)
+      : check('task iterator', 'warn', source.reason, 'snapshots use the slower /proc walk; it needs root and Linux >= 5.8'),
+  );
+
   const guard: DoctorReport['guard'] = usable
-    ? { kind: 'bpf', attach: ATTACH_POINTS[usable.kind] }
-    : { kind: 'none', reason: results.map((r) => `${ATTACH_POINTS[r.kind]}: ${r.code}`).join('; ') };
-  return { checks, guard };
+    ? { kind: 'bpf', attach: pinned?.attach ?? ATTACH_POINTS[usable.kind], pinned: pinned !== undefined }
+    : { kind: 'cursor', reason: results.map((r) => `${ATTACH_POINTS[r.kind]}: ${r.code}`).join('; ') };
+  return { checks, guard, source };
 }

@@ -333,6 +333,11 @@ export class Guard implements Disposable {
     this.#handle.pin(dir);
   }
 
+  /** Records in the pinned meta that a task iterator is pinned beside it. */
+  recordPinnedIterator(flags: number): void {
+    this.#handle.setPinnedIterator(flags);
+  }
+
   /** True after {@link close}. */
   get closed(): boolean {
     return this.#handle.closed;

@@ -16,7 +16,9 @@
  *   built on), and a snapshot must list every task alive for its window.
  * Each top-up is checked to be the same task (pidfs inode, else start tick).
  */
+import { existsSync } from 'node:fs';
 import { PidgenError } from '../errors.js';
+import { DEFAULT_PIN_DIR } from '../guard/guard.js';
 import { nativeAddon, type NativeProcessRead, type NativeTaskIterator } from '../native/addon.js';
 import { decodeComm } from '../procfs/decode.js';
 import { parseCmdline, parseStat, ticksToNs } from '../procfs/parse.js';
@@ -194,7 +196,17 @@ export interface TaskIteratorOptions {
   /** Try the sleepable program that copies argv (default true). */
   cmdline?: boolean;
   verbose?: boolean;
+  /**
+   * `'auto'` (default): use the iterator `pidgen pin` left beside the
+   * counter, loading nothing; `'never'`: load a private one.
+   */
+  pinned?: 'auto' | 'never';
+  pinDir?: string;
 }
+
+// pidgen_meta.iter, bpf/pidgen.h
+const PINNED_ITER = 0x1;
+const PINNED_ITER_SLEEPABLE = 0x2;
 
 /** A loaded task iterator, reusable across snapshots. */
 export class TaskIterator implements Disposable {
@@ -202,28 +214,51 @@ export class TaskIterator implements Disposable {
   readonly cmdlineFrom: 'bpf' | 'procfs';
   /** Why the sleepable program did not load, if it did not. */
   readonly sleepableRefused?: string;
+  /** This is the iterator `pidgen pin` left in bpffs: nothing was loaded. */
+  readonly pinned: boolean;
   #native: NativeTaskIterator;
 
-  private constructor(native: NativeTaskIterator, refused?: string) {
+  private constructor(native: NativeTaskIterator, pinned: boolean, refused?: string) {
     this.#native = native;
+    this.pinned = pinned;
     this.cmdlineFrom = native.sleepable ? 'bpf' : 'procfs';
     if (refused !== undefined) this.sleepableRefused = refused;
   }
 
-  /** Loads the iterator: sleepable (argv included) where the kernel allows, else plain. */
+  /**
+   * The pinned iterator if there is one (see {@link TaskIteratorOptions.pinned}),
+   * else loads one: sleepable (argv included) where the kernel allows, else plain.
+   */
   static open(options: TaskIteratorOptions = {}): TaskIterator {
     const addon = nativeAddon();
     const verbose = options.verbose ?? false;
+    const pinDir = options.pinDir ?? DEFAULT_PIN_DIR;
+    if ((options.pinned ?? 'auto') === 'auto' && existsSync(`${pinDir}/iter`) && existsSync(`${pinDir}/meta`)) {
+      const meta = addon.readPinnedMeta(pinDir);
+      if (meta.layoutVersion === addon.layoutVersion && meta.iter & PINNED_ITER) {
+        const sleepable = (meta.iter & PINNED_ITER_SLEEPABLE) !== 0;
+        return new TaskIterator(addon.openTaskIterator({ sleepable, pinnedDir: pinDir }), true);
+      }
+    }
     let refused: string | undefined;
     if (options.cmdline ?? true) {
       try {
-        return new TaskIterator(addon.openTaskIterator({ sleepable: true, verbose }));
+        return new TaskIterator(addon.openTaskIterator({ sleepable: true, verbose }), false);
       } catch (error) {
         if (!(error instanceof PidgenError)) throw error;
         refused = error.message;
       }
     }
-    return new TaskIterator(addon.openTaskIterator({ sleepable: false, verbose }), refused);
+    return new TaskIterator(addon.openTaskIterator({ sleepable: false, verbose }), false, refused);
+  }
+
+  /**
+   * Pins this iterator beside a pinned counter (`pidgen pin`), so later
+   * snapshots read it without loading anything. Returns the meta flags.
+   */
+  pin(dir: string): number {
+    this.#native.pin(dir);
+    return PINNED_ITER | (this.cmdlineFrom === 'bpf' ? PINNED_ITER_SLEEPABLE : 0);
   }
 
   /** Every record of one pass. */

@@ -29,6 +29,8 @@ export interface NativeMeta {
   attach: number;
   attachedBoottimeNs: bigint;
   attachedRealtimeNs: bigint;
+  /** PIDGEN_PINNED_ITER (1) | PIDGEN_PINNED_ITER_SLEEPABLE (2), or 0. */
+  iter: number;
 }
 
 export interface NativeGuardHandle {
@@ -40,6 +42,8 @@ export interface NativeGuardHandle {
   readonly meta: NativeMeta;
   /** Pins link and maps under dir (which must exist). */
   pin(dir: string): void;
+  /** Records in the meta map that a task iterator is pinned beside it. */
+  setPinnedIterator(flags: number): void;
   readAll(): NativeCounter[];
   read(inum: number): NativeCounter | null;
   /** true if the seed was stored, false if the programs had made a record first. */
@@ -83,6 +87,8 @@ export interface NativeTaskIterator {
   readonly sleepable: boolean;
   /** One pass: packed `struct pidgen_task_record`s (PIDGEN_ITER_* options). */
   read(options: number): Buffer;
+  /** Pins the iterator link (`iter`) and its settings map (`iter_bss`) under dir. */
+  pin(dir: string): void;
   close(): void;
 }
 
@@ -100,7 +106,7 @@ export interface NativeAddon {
   boottimeNs(): bigint;
   readProcesses(procRoot: string, pids: Int32Array, options: NativeReadOptions): NativeProcessRead[];
   /** Loads bpf/task_iter.bpf.c: the sleepable program (argv too) or the plain one. */
-  openTaskIterator(options: { sleepable: boolean; verbose?: boolean }): NativeTaskIterator;
+  openTaskIterator(options: { sleepable: boolean; verbose?: boolean; pinnedDir?: string }): NativeTaskIterator;
   readonly layoutVersion: number;
 }
 

@@ -3,20 +3,23 @@
  * link and maps in bpffs so the counter keeps counting after the command
  * exits; `pidgen gen` and `snapshot` then read it and load nothing.
  *
- * Layout of the pin directory (native/loader.cc names them): `link` (keeps
- * the program attached), `ns` (the per-namespace counters), `log` (the
- * allocation log ring), `bss` (health counters), `meta` (layout version,
- * attach point, when it was attached).
+ * Layout of the pin directory (native/loader.cc and task_iter.cc name them):
+ * `link` (keeps the program attached), `ns` (the per-namespace counters),
+ * `log` (the allocation log ring), `bss` (health counters), `meta` (layout
+ * version, attach point, when it was attached, whether an iterator is
+ * pinned), and, where the task iterator loads, `iter` (its link: snapshots
+ * read it without loading anything) and `iter_bss` (its settings).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { fsError, PidgenError } from '../errors.js';
 import { DEFAULT_PIN_DIR, Guard, type NamespaceCounter } from '../guard/guard.js';
+import { TaskIterator } from '../iter/task-iter.js';
 import { mountsOfType } from '../host/mounts.js';
 import { nativeAddon, type NativeMeta } from '../native/addon.js';
 
 /** Every name `pidgen pin` creates; `unpin` removes these and nothing else. */
-export const PINNED_NAMES = ['link', 'ns', 'log', 'bss', 'meta'] as const;
+export const PINNED_NAMES = ['link', 'iter', 'ns', 'log', 'bss', 'iter_bss', 'meta'] as const;
 
 const ATTACH_BY_ID: Record<number, string> = {
   1: 'fexit/alloc_pid',
@@ -28,6 +31,8 @@ export interface PinInfo {
   dir: string;
   layoutVersion: number;
   attach: string;
+  /** The task iterator pinned beside the counter, if any. */
+  iterator?: { cmdlineFrom: 'bpf' | 'procfs' };
   /** CLOCK_BOOTTIME when the pinned counter was attached. */
   attachedBoottimeNs: bigint;
   /** Wall-clock time of the same moment. */
@@ -39,6 +44,7 @@ function toInfo(dir: string, meta: NativeMeta): PinInfo {
     dir,
     layoutVersion: meta.layoutVersion,
     attach: ATTACH_BY_ID[meta.attach] ?? `unknown (${meta.attach})`,
+    ...(meta.iter & 0x1 ? { iterator: { cmdlineFrom: meta.iter & 0x2 ? ('bpf' as const) : ('procfs' as const) } } : {}),
     attachedBoottimeNs: meta.attachedBoottimeNs,
     attachedAt: new Date(Number(meta.attachedRealtimeNs / 1_000_000n)),
   };
@@ -129,8 +135,33 @@ export function pin(options: { dir?: string; verbose?: boolean } = {}): PinResul
     const guard = Guard.open({ pinned: 'never', verbose: options.verbose ?? false });
     try {
       guard.pin(dir);
+      // The task iterator too, where it loads, so a snapshot on the pin
+      // loads nothing at all. Without it snapshots still work (they load
+      // their own iterator, or walk /proc).
+      let iterator: TaskIterator | undefined;
+      try {
+        iterator = TaskIterator.open({ pinned: 'never', verbose: options.verbose ?? false });
+      } catch (error) {
+        if (!(error instanceof PidgenError)) throw error;
+      }
+      if (iterator) {
+        try {
+          guard.recordPinnedIterator(iterator.pin(dir));
+        } finally {
+          iterator.close();
+        }
+      }
+    } catch (error) {
+      for (const name of PINNED_NAMES) {
+        try {
+          unlinkSync(`${dir}/${name}`);
+        } catch {
+          // Not pinned yet.
+        }
+      }
+      throw error;
     } finally {
-      // The pins hold the link and maps now; this process's fds can go.
+      // The pins hold the links and maps now; this process's fds can go.
       guard.close();
     }
   } catch (error) {
@@ -152,8 +183,8 @@ export function unpin(dir = DEFAULT_PIN_DIR): UnpinResult {
   if (!existsSync(dir)) return { removed: [], leftAlone: [], wasPinned: false };
   const present = readdirSync(dir);
   const removed: string[] = [];
-  // The link first: the program detaches before its maps go.
-  for (const name of ['link', ...PINNED_NAMES.filter((n) => n !== 'link')]) {
+  // PINNED_NAMES lists the links first: programs detach before their maps go.
+  for (const name of PINNED_NAMES) {
     if (!present.includes(name)) continue;
     try {
       unlinkSync(`${dir}/${name}`);

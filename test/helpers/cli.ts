@@ -16,7 +16,7 @@ export function runCli(args: string[], options: { asUser?: number } = {}): CliRe
     options.asUser !== undefined
       ? [`--reuid=${options.asUser}`, `--regid=${options.asUser}`, '--clear-groups', process.execPath, CLI, ...args]
       : [CLI, ...args];
-  const result = spawnSync(command, argv, { encoding: 'utf8', timeout: 60_000 });
+  const result = spawnSync(command, argv, { encoding: 'utf8', timeout: 60_000, maxBuffer: 256 << 20 });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 

@@ -103,10 +103,21 @@ describe('[kernel] pidgen doctor', () => {
     lines.forEach((line, i) => {
       if (/^(FAIL|warn)\s/.test(line)) expect(lines[i + 1]).toMatch(/^\s+advice: \S/);
     });
-    expect(result.stdout).toMatch(/^guard: bpf via (fexit\/alloc_pid|tp_btf\/task_newtask|raw_tp\/task_newtask)$/m);
+    expect(result.stdout).toMatch(/^guard: bpf via (fexit\/alloc_pid|tp_btf\/task_newtask|raw_tp\/task_newtask)( \(pinned\))?$/m);
+    expect(result.stdout).toMatch(/^source: bpf-iter \(argv from (bpf|procfs)\)$/m);
 
     const json = JSON.parse(runCli(['doctor', '--json']).stdout) as { checks: { name: string; status: string }[] };
     expect(json.checks.map((c) => c.name)).toContain('attach tp_btf/task_newtask');
+  });
+});
+
+describe('[kernel] pidgen doctor without privileges', () => {
+  it.runIf(isRoot)('says the cursor guard and the procfs source will be used, with advice, and exits 0', () => {
+    const result = runCli(['doctor'], { asUser: NOBODY });
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/^FAIL\s+capabilities\s.*CAP_BPF \(no\)/m);
+    expect(result.stdout).toMatch(/^guard: cursor \(no BPF guard can be loaded here: .*EPERM/m);
+    expect(result.stdout).toMatch(/^source: procfs \(no privileges for BPF\)$/m);
   });
 });
 

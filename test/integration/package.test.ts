@@ -60,7 +60,7 @@ describe.runIf(isRoot)('[kernel] the npm package', () => {
     expect(install.status, install.stderr).toBe(0);
     expect(existsSync(join(consumer, 'node_modules', 'pidgen', 'build', 'native', 'Release', 'pidgen.node'))).toBe(true);
 
-    const run = spawnSync('npx', ['--offline', 'pidgen', 'snapshot'], { cwd: consumer, encoding: 'utf8', timeout: 60_000 });
+    const run = spawnSync('npx', ['--offline', 'pidgen', 'snapshot'], { cwd: consumer, encoding: 'utf8', timeout: 60_000, maxBuffer: 256 << 20 });
     expect(run.status, run.stderr).toBe(0);
     const snap = JSON.parse(run.stdout) as { schema: string; coherent: boolean; processes: unknown[] };
     expect(snap.schema).toBe('pidgen.snapshot/1');

@@ -26,14 +26,20 @@ describe.runIf(isRoot)('[kernel] pidgen pin / unpin / status', () => {
   it('pin, then a rollover in a child namespace: `pidgen gen` in a new process shows the bump, snapshots load nothing, and unpin leaves nothing', async () => {
     const first = runCli(['pin']);
     expect(first.status).toBe(0);
-    expect(first.stdout).toMatch(/pinned at \/sys\/fs\/bpf\/pidgen via (tp_btf|raw_tp|fexit)/);
+    expect(first.stdout).toMatch(/pinned at \/sys\/fs\/bpf\/pidgen via (tp_btf|raw_tp|fexit)\S*, with the task iterator;/);
     // Idempotent.
     const again = runCli(['pin']);
     expect(again.status).toBe(0);
     expect(again.stdout).toMatch(/already pinned at \/sys\/fs\/bpf\/pidgen since \d{4}-/);
 
-    // The pinner has exited; its program is still there, held by the pins.
-    expect(pidgenKernelObjects().progs.length).toBe(1);
+    // The pinner has exited; its programs (counter and task iterator) are
+    // still attached, held by the pinned links.
+    for (const link of ['link', 'iter']) {
+      const shown = JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show', 'pinned', `${PIN_DIR}/${link}`], { encoding: 'utf8' })) as {
+        prog_id: number;
+      };
+      expect(pidgenKernelObjects().progs.some((p) => p.startsWith(`${shown.prog_id}:pidgen`))).toBe(true);
+    }
 
     // Rollovers inside a child namespace, then `pidgen gen` from a new
     // process inside it: the current namespace is the child one.
@@ -65,23 +71,26 @@ describe.runIf(isRoot)('[kernel] pidgen pin / unpin / status', () => {
 
     // A snapshot on the pinned counter makes no BPF_PROG_LOAD at all.
     const traced = spawnSync('strace', ['-f', '-e', 'trace=bpf', '-o', '/tmp/pidgen-pin-strace.txt', process.execPath, CLI, 'snapshot'], {
+      maxBuffer: 256 << 20,
       encoding: 'utf8',
     });
     expect(traced.status).toBe(0);
-    expect(JSON.parse(traced.stdout)).toMatchObject({ coherent: true, guard: { kind: 'bpf', pinned: true } });
+    // Both the counter and the task iterator come from the pins.
+    expect(JSON.parse(traced.stdout)).toMatchObject({ source: 'bpf-iter', guard: { kind: 'bpf', pinned: true } });
     const syscalls = execFileSync('cat', ['/tmp/pidgen-pin-strace.txt'], { encoding: 'utf8' });
     expect(syscalls).toMatch(/BPF_OBJ_GET/);
     expect(syscalls).not.toMatch(/BPF_PROG_LOAD/);
 
     const unpinned = runCli(['unpin']);
     expect(unpinned.status).toBe(0);
-    expect(unpinned.stdout).toMatch(/removed link, ns, log, bss, meta/);
+    expect(unpinned.stdout).toMatch(/removed link, iter, ns, log, bss, iter_bss, meta/);
     expect(existsSync(PIN_DIR)).toBe(false);
     expect(await expectNothingLeft()).toEqual(nothing);
     expect(runCli(['status']).stdout).toMatch(/^not pinned/);
   });
 
   it('an incompatible older pin (another layout version) is refused with a clear message; unpin clears it', async () => {
+    runCli(['unpin']); // whatever the previous test left if it failed midway
     if (!mountsOfType('bpf').includes('/sys/fs/bpf')) execFileSync('mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf']);
     mkdirSync(PIN_DIR);
     // A meta record of layout 99, as a future or past pidgen might leave.

@@ -3,7 +3,10 @@ import { runDoctor } from '../../doctor/checks.js';
 
 const MARK = { ok: 'ok', fail: 'FAIL', warn: 'warn', info: '--' } as const;
 
-/** Returns true when a BPF guard can be used here. */
+/**
+ * Returns false only when pidgen cannot take a snapshot here at all (the
+ * native addon does not load); a host without BPF still has the cursor guard.
+ */
 export function runDoctorCommand(options: { json?: boolean; verbose?: boolean }, out: (text: string) => void): boolean {
   const report = runDoctor({ verbose: options.verbose ?? false });
   if (options.json) {
@@ -16,9 +19,14 @@ export function runDoctorCommand(options: { json?: boolean; verbose?: boolean },
     }
     out(
       report.guard.kind === 'bpf'
-        ? `\nguard: bpf via ${report.guard.attach}\n`
-        : `\nguard: no BPF guard can be loaded here (${report.guard.reason})\n`,
+        ? `\nguard: bpf via ${report.guard.attach}${report.guard.pinned ? ' (pinned)' : ''}\n`
+        : `\nguard: cursor (no BPF guard can be loaded here: ${report.guard.reason})\n`,
+    );
+    out(
+      report.source.kind === 'bpf-iter'
+        ? `source: bpf-iter (argv from ${report.source.cmdlineFrom})\n`
+        : `source: procfs (${report.source.reason})\n`,
     );
   }
-  return report.guard.kind === 'bpf';
+  return report.checks.find((c) => c.name === 'native addon')?.status === 'ok';
 }

@@ -9,7 +9,7 @@ export function runPin(options: { verbose?: boolean }, out: (text: string) => vo
   out(
     result.already
       ? `already pinned at ${result.info.dir} since ${result.info.attachedAt.toISOString()} via ${result.info.attach}\n`
-      : `pinned at ${result.info.dir} via ${result.info.attach}; the counter keeps counting until \`pidgen unpin\`\n`,
+      : `pinned at ${result.info.dir} via ${result.info.attach}${result.info.iterator ? ', with the task iterator' : ''}; the counter keeps counting until \`pidgen unpin\`\n`,
   );
 }
 
@@ -37,6 +37,7 @@ export function runStatus(options: { json?: boolean }, out: (text: string) => vo
                 dir: result.info.dir,
                 layoutVersion: result.info.layoutVersion,
                 attach: result.info.attach,
+                iterator: result.info.iterator ?? null,
                 since: result.info.attachedAt.toISOString(),
                 sinceBoottimeNs: result.info.attachedBoottimeNs.toString(),
               }
@@ -63,6 +64,11 @@ export function runStatus(options: { json?: boolean }, out: (text: string) => vo
     out(`not pinned (nothing at ${DEFAULT_PIN_DIR}); \`pidgen pin\` keeps the counter across runs\n`);
     return;
   }
-  out(`pinned at ${result.info.dir} since ${result.info.attachedAt.toISOString()} via ${result.info.attach}\n\n`);
+  out(`pinned at ${result.info.dir} since ${result.info.attachedAt.toISOString()} via ${result.info.attach}\n`);
+  out(
+    result.info.iterator
+      ? `task iterator pinned too (argv from ${result.info.iterator.cmdlineFrom}): snapshots load nothing\n\n`
+      : 'no task iterator pinned: snapshots load their own, or walk /proc\n\n',
+  );
   out(renderCounters(result.counters ?? [], result.scanningNs ?? 0));
 }
