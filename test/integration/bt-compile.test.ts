@@ -14,20 +14,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { bpftraceSkipReason, wrapper } from '../helpers/bpftrace.js';
 
 const root = join(import.meta.dirname, '..', '..');
-const wrapper = join(root, 'scripts', 'pidgen-bt');
 const scripts = readdirSync(join(root, 'bpf'))
   .filter((name) => name.endsWith('.bt'))
   .sort();
 
-const isRoot = process.getuid?.() === 0;
-const hasBpftrace = spawnSync('bpftrace', ['--version'], { encoding: 'utf8' }).status === 0;
-const skipReason = !hasBpftrace
-  ? 'bpftrace is not installed (apt-get install bpftrace)'
-  : !isRoot
-    ? 'bpftrace runs only as root'
-    : undefined;
+const skipReason = bpftraceSkipReason;
 
 // Lines bpftrace 0.17 prints on every run on these kernels that say nothing
 // about the script: the RLIMIT_MEMLOCK raise is refused (kernels >= 5.11

@@ -1,23 +1,15 @@
 // bpf/pidgen.bt as an independent cross-check of the generation rule: it
 // shares no code with the libbpf programs, and the expected wrap count comes
 // from the forking shell itself (ns_last_pid read after every fork).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { bpftraceSkipReason, wrapper } from '../helpers/bpftrace.js';
 import { Guard } from '../../src/guard/guard.js';
 import { forkLoopScript, parseNs, parseObserved, printNsScript, runInChildPidNs } from '../helpers/pidns.js';
 
-const root = join(import.meta.dirname, '..', '..');
-const wrapper = join(root, 'scripts', 'pidgen-bt');
 
-const isRoot = process.getuid?.() === 0;
-const hasBpftrace = spawnSync('bpftrace', ['--version'], { encoding: 'utf8' }).status === 0;
-const skipReason = !hasBpftrace
-  ? 'bpftrace is not installed (apt-get install bpftrace)'
-  : !isRoot
-    ? 'bpftrace runs only as root'
-    : undefined;
+const skipReason = bpftraceSkipReason;
 
 const readHostPidMax = () => readFileSync('/proc/sys/kernel/pid_max', 'utf8').trim();
 
