@@ -25,62 +25,24 @@ import {
 /** A decimal string holding an unsigned 64-bit integer, e.g. `"18446744073709551615"`. */
 export type U64String = string;
 
-export interface ThreadJson {
-  tid: number;
-  comm: string;
-  state: string;
-  startNs: U64String;
-}
+/**
+ * The JSON shape of an in-memory type: every bigint becomes a decimal
+ * string, everything else stays. Deriving it keeps the two from drifting.
+ */
+export type Jsonify<T> = T extends bigint
+  ? U64String
+  : T extends readonly (infer U)[]
+    ? Jsonify<U>[]
+    : T extends object
+      ? { [K in keyof T]: Jsonify<T[K]> }
+      : T;
 
-export interface ProcessJson {
-  pid: number;
-  ppid: number;
-  uid: number | null;
-  comm: string;
-  cmdline: string[];
-  state: string;
-  startNs: U64String;
-  startExact: boolean;
-  pidfdIno?: U64String;
-  kernelThread: boolean;
-  threads: ThreadJson[];
-  unreadable?: UnreadableField[];
-  lossy?: ('comm' | 'cmdline')[];
-}
-
-export interface ReusedPidJson {
-  pid: number;
-  atNs: U64String;
-}
+export type ThreadJson = Jsonify<ThreadEntry>;
+export type ProcessJson = Jsonify<ProcessEntry>;
+export type ReusedPidJson = Jsonify<ReusedPid>;
 
 /** The JSON shape of a {@link Snapshot}: what `toJSON` writes and schema/snapshot-1.json describes. */
-export interface SnapshotJson {
-  schema: typeof SNAPSHOT_SCHEMA;
-  host: { hostname: string; kernel: string; bootId: string };
-  pidNamespace: { inum: number };
-  clock: 'boottime';
-  window: { startNs: U64String; endNs: U64String };
-  source: SnapshotSource;
-  guard: {
-    kind: GuardKind;
-    attach?: string;
-    generationBefore?: U64String;
-    generationAfter?: U64String;
-    pinned?: true;
-  };
-  coherent: boolean;
-  reason?: string;
-  attempts: number;
-  reused: ReusedPidJson[];
-  processes: ProcessJson[];
-  stats: {
-    tasks: number;
-    durationNs: U64String;
-    repaired?: number;
-    fullScans?: number;
-    cmdlineFrom?: 'bpf' | 'procfs';
-  };
-}
+export type SnapshotJson = Jsonify<Snapshot>;
 
 /** Line 1 of `toJSONL` output: the snapshot without `processes`, plus their count. */
 export type SnapshotJsonlHeader = Omit<SnapshotJson, 'processes'> & { processCount: number };
