@@ -16,9 +16,9 @@
 
 import { randomBytes } from 'node:crypto';
 import { unlinkSync } from 'node:fs';
-import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { open, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { PidgenError } from '../errors.js';
+import { fsError, PidgenError } from '../errors.js';
 
 /** Temp files of writes in progress: created, or about to be. */
 const pendingTempFiles = new Set<string>();
@@ -40,6 +40,19 @@ export async function writeFileAtomic(
   const directory = dirname(target);
   const tempPath = join(directory, `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   pendingTempFiles.add(tempPath);
+
+  // A device, FIFO or socket (`-o /dev/null`, `-o /dev/stdout`, a named
+  // pipe) must not be replaced by a rename: write into it instead.
+  const existing = await stat(target).catch(() => undefined);
+  if (existing && !existing.isFile() && !existing.isDirectory()) {
+    pendingTempFiles.delete(tempPath);
+    try {
+      await writeFile(target, data);
+    } catch (error) {
+      throw fsError('write', target, error);
+    }
+    return;
+  }
 
   let step = 'create temp file';
   let file: FileHandle | undefined;

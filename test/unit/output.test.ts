@@ -286,6 +286,13 @@ describe('writeFileAtomic', () => {
     expect(statSync(target).mode & 0o777).toBe(0o600);
   });
 
+  it('a device target (-o /dev/null) is written into, never replaced by a rename', async () => {
+    // Regression: the rename used to put a regular file where /dev/null was.
+    await writeFileAtomic('/dev/null', 'discarded\n');
+    expect(statSync('/dev/null').isCharacterDevice()).toBe(true);
+    expect(readdirSync('/dev').filter((name) => name.startsWith('.null.'))).toEqual([]);
+  });
+
   it('when the target is a directory: throws naming the path, leaves no temp file', async () => {
     const target = join(dir, 'is-a-dir');
     mkdirSync(target);
