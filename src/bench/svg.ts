@@ -3,34 +3,35 @@
  * log-log axes, as one self-contained SVG (no scripts, no external fonts or
  * styles) that says on its face what it shows.
  */
-import type { BenchResults, ToolId } from './results.js';
+import type { BenchResults, Measures, ToolId } from './results.js';
 import { machineLine } from './table.js';
 
-const WIDTH = 920;
+const WIDTH = 960;
 const HEIGHT = 580;
-const PLOT = { left: 86, right: WIDTH - 290, top: 84, bottom: HEIGHT - 76 };
+const PLOT = { left: 86, right: WIDTH - 320, top: 84, bottom: HEIGHT - 76 };
 
-interface SeriesStyle {
-  color: string;
-  /** SVG stroke-dasharray; whole-process timings are dashed. */
-  dash?: string;
-}
-
-const STYLES: Record<ToolId, SeriesStyle> = {
-  'pidgen-procfs-library': { color: '#1f5fbf' },
-  'pidgen-procfs-cli': { color: '#1f5fbf', dash: '7 4' },
-  'pidgen-bpf-iter-library': { color: '#1a9850' },
-  'pidgen-bpf-iter-cli': { color: '#1a9850', dash: '7 4' },
-  ps: { color: '#d73027', dash: '7 4' },
-  psutil: { color: '#f28e2b' },
-  'ref-walker': { color: '#555555', dash: '2 3' },
+/** One colour per tool; a source's library and CLI rows share it. */
+const COLORS: Record<ToolId, string> = {
+  'pidgen-procfs-library': '#1f5fbf',
+  'pidgen-procfs-cli': '#1f5fbf',
+  'pidgen-bpf-iter-library': '#1a9850',
+  'pidgen-bpf-iter-cli': '#1a9850',
+  ps: '#d73027',
+  psutil: '#f28e2b',
+  'ref-walker': '#555555',
 };
+
+/** Whole-process timings are dashed, in-process ones solid. */
+function style(series: ChartSeries): { color: string; dash?: string } {
+  return { color: COLORS[series.id], ...(series.measures === 'whole-process' ? { dash: '7 4' } : {}) };
+}
 
 /** One tool's line: its median time at each task count it was measured at. */
 export interface ChartSeries {
   id: ToolId;
   label: string;
   what: string;
+  measures: Measures;
   points: { tasks: number; ms: number }[];
 }
 
@@ -39,12 +40,17 @@ export function chartSeries(results: BenchResults): ChartSeries[] {
   for (const scan of results.scans) {
     for (const tool of scan.tools) {
       let series = byId.get(tool.id);
-      if (!series) byId.set(tool.id, (series = { id: tool.id, label: tool.label, what: tool.what, points: [] }));
+      if (!series) byId.set(tool.id, (series = { id: tool.id, label: tool.label, what: tool.what, measures: tool.measures, points: [] }));
       series.points.push({ tasks: scan.tasks, ms: tool.wallNs.median / 1e6 });
     }
   }
   for (const series of byId.values()) series.points.sort((a, b) => a.tasks - b.tasks);
   return [...byId.values()];
+}
+
+/** Markdown's backticks mean nothing in a chart. */
+function plain(text: string): string {
+  return text.replace(/`/g, '');
 }
 
 export function escapeXml(text: string): string {
@@ -142,16 +148,16 @@ export function renderChart(results: BenchResults): string {
 
   // Lines and points.
   for (const s of series) {
-    const style = STYLES[s.id];
+    const { color, dash } = style(s);
     const path = s.points.map((p, i) => `${i === 0 ? 'M' : 'L'}${f(x(p.tasks))},${f(y(p.ms))}`).join(' ');
     parts.push(`<g class="series" data-tool="${s.id}" data-label="${escapeXml(s.label)}">`);
     parts.push(
-      `<path d="${path}" fill="none" stroke="${style.color}" stroke-width="2.2"${style.dash ? ` stroke-dasharray="${style.dash}"` : ''}/>`,
+      `<path d="${path}" fill="none" stroke="${color}" stroke-width="2.2"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`,
     );
     for (const p of s.points) {
       parts.push(
-        `<circle cx="${f(x(p.tasks))}" cy="${f(y(p.ms))}" r="4" fill="${style.color}" data-tasks="${p.tasks}" data-ms="${p.ms.toFixed(3)}">` +
-          `<title>${escapeXml(`${s.label} (${s.what}): ${p.tasks.toLocaleString('en-US')} tasks, ${p.ms.toFixed(2)} ms`)}</title></circle>`,
+        `<circle cx="${f(x(p.tasks))}" cy="${f(y(p.ms))}" r="4" fill="${color}" data-tasks="${p.tasks}" data-ms="${p.ms.toFixed(3)}">` +
+          `<title>${escapeXml(`${s.label} (${plain(s.what)}): ${p.tasks.toLocaleString('en-US')} tasks, ${p.ms.toFixed(2)} ms`)}</title></circle>`,
       );
     }
     parts.push('</g>');
@@ -162,15 +168,15 @@ export function renderChart(results: BenchResults): string {
   parts.push(`<g class="legend" transform="translate(${legendX} ${PLOT.top})">`);
   parts.push('<text x="0" y="4" font-weight="bold" fill="#111">tool (what was timed)</text>');
   series.forEach((s, i) => {
-    const style = STYLES[s.id];
+    const { color, dash } = style(s);
     const top = 24 + i * 38;
     parts.push(`<g class="legend-entry" data-tool="${s.id}">`);
     parts.push(
-      `<line x1="0" y1="${top}" x2="30" y2="${top}" stroke="${style.color}" stroke-width="2.2"${style.dash ? ` stroke-dasharray="${style.dash}"` : ''}/>`,
+      `<line x1="0" y1="${top}" x2="30" y2="${top}" stroke="${color}" stroke-width="2.2"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`,
     );
-    parts.push(`<circle cx="15" cy="${top}" r="4" fill="${style.color}"/>`);
+    parts.push(`<circle cx="15" cy="${top}" r="4" fill="${color}"/>`);
     parts.push(`<text x="40" y="${top + 4}" fill="#111">${escapeXml(s.label)}</text>`);
-    parts.push(`<text x="40" y="${top + 19}" font-size="10.5" fill="#555">${escapeXml(s.what)}</text>`);
+    parts.push(`<text x="40" y="${top + 19}" font-size="10.5" fill="#555">${escapeXml(plain(s.what))}</text>`);
     parts.push('</g>');
   });
   const noteTop = 24 + series.length * 38 + 6;

@@ -72,9 +72,18 @@ export function forkSection(fork: ForkPathResult): string {
     [`attached (${fork.attach}), idle`, us(fork.idle.median), `${us(fork.idle.min)}–${us(fork.idle.max)}`, `${fork.idleRatio.toFixed(3)} (${signedPercent(fork.idleRatio - 1)})`],
     [`attached, logging`, us(fork.logging.median), `${us(fork.logging.min)}–${us(fork.logging.max)}`, `${fork.loggingRatio.toFixed(3)} (${signedPercent(fork.loggingRatio - 1)})`],
   ];
-  let text = `### Guard overhead on fork+exit+wait (${count(fork.forksPerRun)} forks per run, ${fork.runs} runs)\n\n`;
+  let text = `### Guard overhead on fork+exit+wait (${count(fork.forksPerRun)} forks per run, ${fork.runs} run${fork.runs === 1 ? '' : 's'})\n\n`;
   text += markdownTable(FORK_COLUMNS, rows, 1);
-  text += '\nRatios are medians of per-run paired ratios (each run measures all three back to back).\n';
+  text +=
+    '\nRatios are medians of per-run paired ratios (each run measures all three back to back' +
+    `${fork.pinnedToOneCpu ? ', forkbench pinned to one CPU' : ''}).\n`;
+  if (fork.programNsPerRun) {
+    const { idle, logging } = fork.programNsPerRun;
+    text +=
+      `By the kernel's BPF run-time statistics, pidgen's program itself runs ${formatNumber(idle / 1e3)} µs per fork idle ` +
+      `(${signedPercent(idle / fork.noGuard.median)} of a fork) and ${formatNumber(logging / 1e3)} µs logging ` +
+      `(${signedPercent(logging / fork.noGuard.median)}).\n`;
+  }
   if (fork.logDrops > 0) text += `The allocation log dropped ${count(fork.logDrops)} records while logging (ring full).\n`;
   return text;
 }
@@ -86,8 +95,9 @@ export function renderReport(results: BenchResults): string {
   text += `${machineLine(results.machine, results.pidgenVersion)}\n\n`;
   text +=
     `Median of ${results.settings.runs} run${results.settings.runs === 1 ? '' : 's'} after a warm-up run; ` +
-    'the tools take turns within each run, in alternating order. "in process": the tool timed its own scan; ' +
-    '"process": fork to exit of the command.\n\n';
+    'the tools take turns within each run, in alternating order. "in process": the tool timed its own scan, ' +
+    'no process start in it; "process": fork to exit of the command. Peak RSS is the whole process\'s; ' +
+    'a library row\'s process took two snapshot() calls (a cold one, then the timed one).\n\n';
   for (const scan of results.scans) text += scanSection(scan) + '\n';
   if (results.forkPath) text += forkSection(results.forkPath) + '\n';
   text += '### Targets\n\n';

@@ -3,6 +3,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { packageVersion } from '../package.js';
 import { runDoctorCommand } from './commands/doctor.js';
+import { runBenchCommand, type BenchCommandOptions } from '../bench/command.js';
 import { runGen } from './commands/gen.js';
 import { runPin, runStatus, runUnpin } from './commands/pin.js';
 import { runSnapshot, type SnapshotCommandOptions } from './commands/snapshot.js';
@@ -89,6 +90,22 @@ export function buildProgram(): Command {
     .addOption(verboseOption())
     .action((options: { json?: boolean; verbose?: boolean }) => {
       if (!runDoctorCommand(options, out)) process.exitCode = EXIT_FAILURE;
+    });
+
+  program
+    .command('bench')
+    .description(
+      'Measure what a snapshot costs, against ps -eLo, psutil and a reference C walker, on a population of known size ' +
+        'in a child PID namespace; and what the guard costs on fork. Needs root.',
+    )
+    .option('--tasks <list>', 'task counts to measure, a comma list', '1000,5000,20000')
+    .option('--threads-per-process <n>', 'threads in each process of the population', '4')
+    .option('--runs <n>', 'measured runs per tool after a warm-up run; the report gives the median', '5')
+    .option('--forks <n>', 'fork+exit+wait per run of the guard-overhead benchmark; 0 skips it', '4000')
+    .option('--json <file>', 'also write the results as JSON (schema pidgen.bench/1)')
+    .option('--svg <file>', 'also write an SVG chart of time against task count')
+    .action(async (options: BenchCommandOptions) => {
+      process.exitCode = await runBenchCommand(options, out);
     });
 
   program

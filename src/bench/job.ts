@@ -1,0 +1,58 @@
+/**
+ * What the bench asks of a run inside its child PID namespace, and what that
+ * run answers. The outer process (command.ts) sends a job as one JSON
+ * argument; the run (inside.ts, PID 1 of the namespace) prints one JSON reply
+ * line on stdout and exits, which ends every task in the namespace.
+ */
+import type { SnapshotSource } from '../snapshot/types.js';
+import type { BenchHelpers } from './helpers.js';
+import type { ForkPathResult, ScanResult } from './results.js';
+
+/** Create a population of processes × threadsPerProcess tasks and time every tool on it. */
+export interface ScanJob {
+  mode: 'scan';
+  /** The task count asked for (the chart's x); the population is processes × threadsPerProcess. */
+  tasks: number;
+  processes: number;
+  threadsPerProcess: number;
+  /** Measured runs after the warm-up run. */
+  runs: number;
+  helpers: BenchHelpers;
+  /** Scratch directory for tools' outputs (shared with the outer process). */
+  workDir: string;
+  /** Node, the built CLI and the snapshot child script. */
+  node: string;
+  cli: string;
+  snapshotChild: string;
+  /** pidgen sources to try; one not available yet is skipped with its reason. */
+  sources: SnapshotSource[];
+  /** Read pidfs inodes (kernels >= 6.9), as pidgen's procfs source does. */
+  pidfd: boolean;
+  python: string;
+}
+
+/** Time fork+exit+wait with no guard, an idle guard and a logging guard. */
+export interface ForkJob {
+  mode: 'fork';
+  forks: number;
+  runs: number;
+  helpers: BenchHelpers;
+}
+
+export type Job = ScanJob | ForkJob;
+
+export interface ScanReply {
+  mode: 'scan';
+  result: ScanResult;
+  notes: string[];
+  /** A pidgen row failed (not merely unavailable): the bench exits 1. */
+  pidgenFailed: boolean;
+}
+
+export interface ForkReply {
+  mode: 'fork';
+  result: ForkPathResult;
+  notes: string[];
+}
+
+export type Reply = ScanReply | ForkReply;

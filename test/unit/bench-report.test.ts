@@ -1,0 +1,287 @@
+// What `pidgen bench` shows a user: the Markdown report, the judged targets
+// and the SVG chart, from hand-built results (no kernel, no timing).
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import {
+  BENCH_SCHEMA,
+  evaluateTargets,
+  type BenchResults,
+  type ForkPathResult,
+  type ScanResult,
+  type ToolId,
+  type ToolResult,
+} from '../../src/bench/results.js';
+import { summarize } from '../../src/bench/stats.js';
+import { chartSeries, escapeXml, logTicks, renderChart } from '../../src/bench/svg.js';
+import { FORK_COLUMNS, formatNumber, markdownTable, renderReport, SCAN_COLUMNS, TARGET_COLUMNS } from '../../src/bench/table.js';
+
+const LABELS: Record<ToolId, [string, string, ToolResult['measures']]> = {
+  'pidgen-procfs-library': ['pidgen procfs', 'snapshot() call, in process', 'in-process'],
+  'pidgen-procfs-cli': ['pidgen procfs', '`pidgen snapshot` process', 'whole-process'],
+  'pidgen-bpf-iter-library': ['pidgen bpf-iter', 'snapshot() call, iterator held, in process', 'in-process'],
+  'pidgen-bpf-iter-cli': ['pidgen bpf-iter', '`pidgen snapshot` process', 'whole-process'],
+  ps: ['ps -eLo pid,tid,ppid,stat,comm,args', 'process', 'whole-process'],
+  psutil: ['psutil', 'process_iter() loop, in process', 'in-process'],
+  'ref-walker': ['reference walker (C)', 'walk, in process', 'in-process'],
+};
+
+function tool(id: ToolId, ms: number[], tasks: number, rssMb = 50): ToolResult {
+  const [label, what, measures] = LABELS[id];
+  const wallNs = summarize(ms.map((m) => m * 1e6));
+  return { id, label, what, measures, wallNs, usPerTask: wallNs.median / 1e3 / tasks, peakRssBytes: rssMb * 1e6 };
+}
+
+/** A scan where time grows linearly with tasks; `perTaskUs` per tool. */
+function scan(tasks: number, perTaskUs: Partial<Record<ToolId, number>>, options: { rssMb?: number; skipBpfIter?: boolean } = {}): ScanResult {
+  const tools = (Object.entries(perTaskUs) as [ToolId, number][]).map(([id, us]) => {
+    const ms = (us * tasks) / 1e3;
+    return tool(id, [ms * 0.98, ms, ms * 1.05], tasks, id.startsWith('pidgen-') ? options.rssMb : 10);
+  });
+  return {
+    tasks,
+    processes: tasks / 4,
+    threadsPerProcess: 4,
+    tasksInNamespace: tasks + 12,
+    tools,
+    skipped: options.skipBpfIter
+      ? [{ id: 'pidgen-bpf-iter-library', label: 'pidgen bpf-iter (snapshot() call, in process)', reason: "source 'bpf-iter' is not available" }]
+      : [],
+    populationSeconds: 0.5,
+  };
+}
+
+const PER_TASK: Partial<Record<ToolId, number>> = {
+  'pidgen-procfs-library': 40,
+  'pidgen-procfs-cli': 90,
+  'pidgen-bpf-iter-library': 2,
+  'pidgen-bpf-iter-cli': 60,
+  ps: 80,
+  psutil: 100,
+  'ref-walker': 30,
+};
+
+const FORK: ForkPathResult = {
+  forksPerRun: 4000,
+  runs: 5,
+  attach: 'tp_btf/task_newtask',
+  noGuard: summarize([100_000, 101_000, 99_000]),
+  idle: summarize([100_500, 101_400, 99_600]),
+  logging: summarize([101_000, 102_000, 100_000]),
+  idleRatio: 1.005,
+  loggingRatio: 1.01,
+  logDrops: 0,
+  pinnedToOneCpu: true,
+  programNsPerRun: { idle: 800, logging: 1300 },
+};
+
+function results(scans: ScanResult[], forkPath: ForkPathResult | null = FORK): BenchResults {
+  return {
+    schema: BENCH_SCHEMA,
+    pidgenVersion: '0.1.0',
+    startedAt: '2026-11-26T10:00:00.000Z',
+    finishedAt: '2026-11-26T10:05:00.000Z',
+    machine: { hostname: 'vm', kernel: '6.18.44', cpuModel: 'AMD EPYC', cores: 2, memoryBytes: 25e9, node: 'v20.20.2' },
+    loadAverage: { atStart: [0.1, 0.2, 0.3], atEnd: [1, 1, 1] },
+    settings: { tasks: scans.map((s) => s.tasks), threadsPerProcess: 4, runs: 3, forks: 4000 },
+    scans,
+    forkPath,
+    targets: evaluateTargets(scans, forkPath),
+    notes: [],
+  };
+}
+
+const FULL = results([scan(1000, PER_TASK), scan(5000, PER_TASK), scan(20000, PER_TASK, { rssMb: 120 })]);
+
+/** Rows of the Markdown table that follows `heading`, split into cells. */
+function tableAfter(report: string, heading: string): string[][] {
+  const lines = report.split('\n');
+  const start = lines.findIndex((line) => line.startsWith(heading));
+  expect(start, `no heading '${heading}'`).toBeGreaterThanOrEqual(0);
+  const rows: string[][] = [];
+  for (const line of lines.slice(start + 1)) {
+    if (line.startsWith('|')) rows.push(line.slice(2, -2).split(' | '));
+    else if (rows.length) break;
+  }
+  return rows;
+}
+
+describe('the Markdown report', () => {
+  const report = renderReport(FULL);
+
+  it('has one table per task count, with the documented columns and a row per tool', () => {
+    for (const tasks of ['1,000', '5,000', '20,000']) {
+      const rows = tableAfter(report, `### ${tasks} tasks`);
+      expect(rows[0]).toEqual([...SCAN_COLUMNS]);
+      expect(rows.slice(2).map((r) => `${r[0]} / ${r[1]}`)).toEqual(
+        Object.keys(PER_TASK).map((id) => `${LABELS[id as ToolId][0]} / ${LABELS[id as ToolId][1]}`),
+      );
+    }
+  });
+
+  it('says how much faster or slower than ps each tool is, with ps as the baseline', () => {
+    const rows = tableAfter(report, '### 5,000 tasks');
+    const vsPs = (label: string, what: string) => rows.find((r) => r[0] === label && r[1] === what)?.[5];
+    expect(vsPs('ps -eLo pid,tid,ppid,stat,comm,args', 'process')).toBe('baseline');
+    expect(vsPs('pidgen bpf-iter', 'snapshot() call, iterator held, in process')).toBe('40.0× faster');
+    expect(vsPs('psutil', 'process_iter() loop, in process')).toBe('1.25× slower');
+  });
+
+  it('gives the median in ms, the range, µs per task and peak RSS in MB', () => {
+    const row = tableAfter(report, '### 5,000 tasks').find((r) => r[0] === 'pidgen procfs' && r[1] === 'snapshot() call, in process')!;
+    expect(row[2]).toBe('200'); // 40 µs × 5,000
+    expect(row[3]).toBe('196–210');
+    expect(row[6]).toBe('50.0');
+  });
+
+  it('has the fork-path table with the guard states and their ratio to no guard', () => {
+    const rows = tableAfter(report, '### Guard overhead');
+    expect(rows[0]).toEqual([...FORK_COLUMNS]);
+    expect(rows.slice(2).map((r) => r[0])).toEqual(['none', 'attached (tp_btf/task_newtask), idle', 'attached, logging']);
+    expect(rows[3]?.[3]).toBe('1.005 (+0.5%)');
+    expect(report).toContain("pidgen's program itself runs 0.800 µs per fork idle (+0.8% of a fork)");
+  });
+
+  it('judges every target, pass or MISS, in its own table', () => {
+    const rows = tableAfter(report, '### Targets');
+    expect(rows[0]).toEqual([...TARGET_COLUMNS]);
+    expect(rows.slice(2).map((r) => r[2])).toEqual(['**pass**', '**pass**', '**pass**', '**pass**']);
+  });
+
+  it('names a skipped tool and why', () => {
+    const text = renderReport(results([scan(5000, { ps: 80 }, { skipBpfIter: true })]));
+    expect(text).toContain("Skipped pidgen bpf-iter (snapshot() call, in process): source 'bpf-iter' is not available");
+  });
+});
+
+describe('markdownTable', () => {
+  it('escapes a | inside a cell so the columns stay put', () => {
+    expect(markdownTable(['a', 'b'], [['x|y', 'z']])).toBe('| a | b |\n| --- | --- |\n| x\\|y | z |\n');
+  });
+
+  it('right-aligns numeric columns', () => {
+    expect(markdownTable(['name', 'ms'], [], 1)).toContain('| --- | ---: |');
+  });
+});
+
+describe('formatNumber', () => {
+  it('keeps about three significant figures and groups thousands', () => {
+    expect(formatNumber(1234.5)).toBe('1,235');
+    expect(formatNumber(45.67)).toBe('45.7');
+    expect(formatNumber(4.567)).toBe('4.57');
+    expect(formatNumber(0.04567)).toBe('0.046');
+  });
+});
+
+describe('evaluateTargets', () => {
+  const byId = (r: BenchResults) => Object.fromEntries(r.targets.map((t) => [t.id, t]));
+
+  it('misses a target and says by how much', () => {
+    const slow = results(
+      [scan(5000, { ...PER_TASK, 'pidgen-bpf-iter-library': 8, 'pidgen-procfs-library': 60 }), scan(20000, PER_TASK, { rssMb: 180 })],
+      { ...FORK, idleRatio: 1.03 },
+    );
+    const t = byId(slow);
+    expect(t['bpf-iter-vs-ps']).toMatchObject({ status: 'miss', measured: '10.0× faster' });
+    expect(t['procfs-vs-ref-walker']).toMatchObject({ status: 'miss', measured: "2.00× the walker's time" });
+    expect(t['guard-fork-overhead']?.status).toBe('miss');
+    expect(t['guard-fork-overhead']?.measured).toMatch(/^\+3\.0% idle/);
+    expect(t['peak-rss']).toMatchObject({ status: 'miss' });
+    expect(t['peak-rss']?.measured).toBe('180.0 MB (pidgen procfs); a library process after two snapshot() calls: 180.0 MB (pidgen procfs)');
+  });
+
+  it('says "not measured", with the reason, where a tool was skipped or a size not run', () => {
+    const { 'pidgen-bpf-iter-library': _skipped, ...withoutBpfIter } = PER_TASK;
+    const t = byId(results([scan(5000, withoutBpfIter, { skipBpfIter: true })], null));
+    expect(t['bpf-iter-vs-ps']?.status).toBe('not measured');
+    expect(t['bpf-iter-vs-ps']?.measured).toContain("source 'bpf-iter' is not available");
+    expect(t['guard-fork-overhead']).toMatchObject({ status: 'not measured' });
+    expect(t['peak-rss']).toMatchObject({ status: 'not measured', measured: '20,000 tasks not run' });
+  });
+
+  it('judges the 5,000-task targets at the nearest size when 5,000 was not run, and says so', () => {
+    const t = byId(results([scan(1000, PER_TASK)]));
+    expect(t['procfs-vs-ref-walker']?.measured).toContain('(at 1,000 tasks; the target is set at 5,000)');
+  });
+});
+
+/**
+ * A strict check that the SVG is well-formed XML: every tag closed in
+ * order, attributes quoted, entities known. (Node has no XML parser; the
+ * python3 test below uses a real one where python3 exists.)
+ */
+function expectWellFormed(xml: string): void {
+  const stack: string[] = [];
+  const tag = /<(\/?)([A-Za-z][\w:-]*)((?:\s+[\w:-]+="[^"<]*")*)\s*(\/?)>/y;
+  let i = 0;
+  while (i < xml.length) {
+    const lt = xml.indexOf('<', i);
+    const text = xml.slice(i, lt === -1 ? xml.length : lt);
+    for (const entity of text.match(/&[^;\s]*;?/g) ?? []) expect(['&amp;', '&lt;', '&gt;', '&quot;', '&apos;']).toContain(entity);
+    if (lt === -1) break;
+    tag.lastIndex = lt;
+    const m = tag.exec(xml);
+    expect(m, `malformed tag at ${lt}: ${xml.slice(lt, lt + 60)}`).not.toBeNull();
+    const [, closing, name, , selfClosing] = m!;
+    if (closing) expect(stack.pop()).toBe(name);
+    else if (!selfClosing) stack.push(name!);
+    i = tag.lastIndex;
+  }
+  expect(stack).toEqual([]);
+}
+
+describe('the SVG chart', () => {
+  const svg = renderChart(FULL);
+
+  it('is well-formed XML with a title, both axis titles and a legend', () => {
+    expectWellFormed(svg);
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(svg).toContain('pidgen bench: time to list every process and thread');
+    expect(svg).toContain('tasks (processes × threads) in the PID namespace, log scale');
+    expect(svg).toContain('time per scan, ms (log scale)');
+    expect(svg).toContain('AMD EPYC · 2 cores');
+  });
+
+  it('draws one series per tool, with a point per task count, and a legend entry for each', () => {
+    const series = [...svg.matchAll(/<g class="series" data-tool="([^"]+)"[^>]*>([\s\S]*?)<\/g>/g)];
+    expect(series.map((m) => m[1])).toEqual(Object.keys(PER_TASK));
+    for (const m of series) expect(m[2]!.match(/<circle /g)).toHaveLength(3);
+    expect([...svg.matchAll(/<g class="legend-entry" data-tool="([^"]+)"/g)].map((m) => m[1])).toEqual(Object.keys(PER_TASK));
+    // Whole-process timings are dashed, in-process ones solid.
+    expect(svg).toMatch(/data-tool="ps"[^>]*>\n<path [^>]*stroke-dasharray/);
+    expect(svg).not.toMatch(/data-tool="ref-walker"[^>]*>\n<path [^>]*stroke-dasharray/);
+  });
+
+  it('puts the task counts on the x axis and 1-2-5 ticks on the log y axis', () => {
+    const xAxis = /<g class="x-axis"[^>]*>([\s\S]*?)<\/g>/.exec(svg)![1]!;
+    expect([...xAxis.matchAll(/>([^<>]+)<\/text>/g)].map((m) => m[1])).toEqual(['1,000', '5,000', '20,000']);
+    expect(logTicks(0.5, 200)).toEqual([0.5, 1, 2, 5, 10, 20, 50, 100, 200]);
+    expect(logTicks(1, 1000)).toEqual([1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]);
+  });
+
+  it('puts faster tools lower: points go down the page as time goes down', () => {
+    const cy = (id: string) => Number(new RegExp(`data-tool="${id}"[\\s\\S]*?<circle cx="[^"]+" cy="([^"]+)"`).exec(svg)![1]);
+    expect(cy('pidgen-bpf-iter-library')).toBeGreaterThan(cy('ps'));
+  });
+
+  it('escapes labels, and still draws a chart from a single task count', () => {
+    const one = results([scan(200, { ps: 80 })], null);
+    one.scans[0]!.tools[0]!.label = 'ps <&> "quoted"';
+    const text = renderChart(one);
+    expectWellFormed(text);
+    expect(text).toContain('ps &lt;&amp;&gt; &quot;quoted&quot;');
+    expect(chartSeries(one)).toHaveLength(1);
+    expect(escapeXml(`a'b`)).toBe('a&apos;b');
+  });
+
+  it.runIf(existsSync('/usr/bin/python3'))('parses with a real XML parser (python3 xml.etree)', () => {
+    const script =
+      'import sys, xml.etree.ElementTree as ET\n' +
+      'root = ET.fromstring(sys.stdin.read())\n' +
+      'ns = "{http://www.w3.org/2000/svg}"\n' +
+      'print(",".join(g.get("data-tool") for g in root.iter(ns + "g") if g.get("class") == "series"))\n';
+    const result = spawnSync('/usr/bin/python3', ['-c', script], { input: svg, encoding: 'utf8' });
+    expect(result.stderr).toBe('');
+    expect(result.stdout.trim().split(',')).toEqual(Object.keys(PER_TASK));
+  });
+});
