@@ -3,6 +3,8 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -44,6 +46,16 @@ int CaptureLibbpfPrint(enum libbpf_print_level level, const char* format, va_lis
 }
 
 }  // namespace
+
+static_assert(sizeof(sigset_t) <= 128, "SignalBlock::saved_ must hold a sigset_t");
+
+SignalBlock::SignalBlock() {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, reinterpret_cast<sigset_t*>(saved_));
+}
+
+SignalBlock::~SignalBlock() { pthread_sigmask(SIG_SETMASK, reinterpret_cast<sigset_t*>(saved_), nullptr); }
 
 LogCapture::LogCapture(std::string* sink, bool verbose) : lock_(log_mutex) {
   log_sink = sink;
@@ -152,7 +164,11 @@ Guard* Guard::Open(const std::string& attach, bool verbose, LoaderError* error) 
   for (bpf_program* prog : all) bpf_program__set_autoload(prog, prog == chosen);
 
   // Load: verify the program and create the maps.
-  int err = pidgen::load(skel);
+  int err;
+  {
+    SignalBlock quiet;
+    err = pidgen::load(skel);
+  }
   if (err != 0) return fail("load", err, skel);
 
   // Attach: from here on every PID allocation is counted.

@@ -107,6 +107,21 @@ class LogCapture {
   std::unique_lock<std::mutex> lock_;
 };
 
+// Blocks every signal on this thread for its lifetime. The verifier gives
+// up with EAGAIN when a signal is pending, and a profiler (SIGPROF) or a
+// tracer can keep one pending often enough to exhaust libbpf's retries.
+// Blocked signals wait (milliseconds) or go to another thread.
+class SignalBlock {
+ public:
+  SignalBlock();
+  ~SignalBlock();
+  SignalBlock(const SignalBlock&) = delete;
+  SignalBlock& operator=(const SignalBlock&) = delete;
+
+ private:
+  unsigned char saved_[128];  // a sigset_t, without pulling <signal.h> into every includer
+};
+
 // Name of an errno ("EPERM"), or "E<n>" when unknown.
 std::string ErrnoName(int err);
 

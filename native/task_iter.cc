@@ -32,7 +32,11 @@ TaskIterator* TaskIterator::Open(bool sleepable, bool verbose, LoaderError* erro
 
   // Load: the verifier checks it (sleepable iterators need 5.18+ for
   // bpf_copy_from_user_task; older kernels refuse here).
-  int err = task_iter::load(skel);
+  int err;
+  {
+    SignalBlock quiet;  // see loader.h: pending signals make the verifier give up
+    err = task_iter::load(skel);
+  }
   if (err != 0) return fail("load", err, skel);
 
   // Attach: an iterator link; each read creates a fresh iterator from it.

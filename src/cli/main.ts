@@ -2,11 +2,11 @@
 /** The `pidgen` command line. Exit codes: 0 ok, 1 failure, 2 usage, 3 not coherent. */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { packageVersion } from '../package.js';
-import { runDoctorCommand } from './commands/doctor.js';
-import { runBenchCommand, type BenchCommandOptions } from '../bench/command.js';
-import { runGen } from './commands/gen.js';
-import { runPin, runStatus, runUnpin } from './commands/pin.js';
-import { runSnapshot, type SnapshotCommandOptions } from './commands/snapshot.js';
+// Commands are imported when they run: a snapshot need not load the bench,
+// and JSON output need not load protobufjs. Node's start-up is part of what
+// a CLI user pays for every snapshot.
+import type { BenchCommandOptions } from '../bench/command.js';
+import type { SnapshotCommandOptions } from './commands/snapshot.js';
 import { EXIT_FAILURE, EXIT_OK, reportError } from './report.js';
 
 const out = (text: string | Uint8Array) => {
@@ -63,6 +63,7 @@ export function buildProgram(): Command {
     )
     .addOption(verboseOption())
     .action(async (options: SnapshotCommandOptions) => {
+      const { runSnapshot } = await import('./commands/snapshot.js');
       process.exitCode = await runSnapshot(options, out);
     });
 
@@ -80,6 +81,7 @@ export function buildProgram(): Command {
     )
     .addOption(verboseOption())
     .action(async (options: { all?: boolean; json?: boolean; watch?: boolean; interval: number; verbose?: boolean }) => {
+      const { runGen } = await import('./commands/gen.js');
       await runGen(options, out);
     });
 
@@ -88,7 +90,8 @@ export function buildProgram(): Command {
     .description('Report what this host supports and which guard pidgen will use; every failed check gets advice.')
     .option('--json', 'print JSON instead of text')
     .addOption(verboseOption())
-    .action((options: { json?: boolean; verbose?: boolean }) => {
+    .action(async (options: { json?: boolean; verbose?: boolean }) => {
+      const { runDoctorCommand } = await import('./commands/doctor.js');
       if (!runDoctorCommand(options, out)) process.exitCode = EXIT_FAILURE;
     });
 
@@ -105,6 +108,7 @@ export function buildProgram(): Command {
     .option('--json <file>', 'also write the results as JSON (schema pidgen.bench/1)')
     .option('--svg <file>', 'also write an SVG chart of time against task count')
     .action(async (options: BenchCommandOptions) => {
+      const { runBenchCommand } = await import('../bench/command.js');
       process.exitCode = await runBenchCommand(options, out);
     });
 
@@ -115,18 +119,18 @@ export function buildProgram(): Command {
         '(a persistent /proc/pid_gen). Idempotent. gen and snapshot then use it and load nothing.',
     )
     .addOption(verboseOption())
-    .action((options: { verbose?: boolean }) => runPin(options, out));
+    .action(async (options: { verbose?: boolean }) => (await import('./commands/pin.js')).runPin(options, out));
 
   program
     .command('unpin')
     .description('Remove everything `pidgen pin` pinned under /sys/fs/bpf/pidgen/, and nothing else.')
-    .action(() => runUnpin(out));
+    .action(async () => (await import('./commands/pin.js')).runUnpin(out));
 
   program
     .command('status')
     .description('Whether the counter is pinned, since when, its attach point, and the counters.')
     .option('--json', 'print JSON instead of text')
-    .action((options: { json?: boolean }) => runStatus(options, out));
+    .action(async (options: { json?: boolean }) => (await import('./commands/pin.js')).runStatus(options, out));
 
   return program;
 }

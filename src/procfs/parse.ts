@@ -115,12 +115,12 @@ export function parseStat(bytes: Uint8Array): ProcStat {
 
   const { text: comm, lossy: commLossy } = decodeComm(buf.subarray(open + 1, close));
 
+  // Only the fields up to starttime are needed, so scan the bytes for them
+  // instead of splitting all ~50 (this runs once per task: the hot path).
   // The kernel ends the line with "\n". Without it the read was cut short,
   // and the last token may be a prefix of a longer number ("44" of "44537"),
   // so only tokens followed by whitespace are trusted.
-  const rest = buf.toString('latin1', close + 1);
-  const tokens = rest.split(/\s+/).filter((token) => token !== '');
-  if (!/\s$/.test(rest)) tokens.pop();
+  const tokens = tokensAfter(buf, close + 1, STAT_FIELD.starttime - FIRST_FIELD_AFTER_COMM + 1);
 
   const label = (name: keyof typeof STAT_FIELD): string => `${name} (field ${STAT_FIELD[name]})`;
   const field = (name: keyof typeof STAT_FIELD): string =>
@@ -151,6 +151,28 @@ export function parseStat(bytes: Uint8Array): ProcStat {
     // PF_KTHREAD is bit 21, inside int32, so the bitwise test is exact.
     kernelThread: (flags & PF_KTHREAD) !== 0,
   };
+}
+
+function isSpace(byte: number): boolean {
+  return byte === 0x20 || byte === 0x0a || byte === 0x09 || byte === 0x0d || byte === 0x0b || byte === 0x0c;
+}
+
+/**
+ * The first `count` whitespace-separated tokens of buf from `start`, each
+ * only if whitespace follows it (a token that runs to the end of the input
+ * may have been cut, and is not returned).
+ */
+function tokensAfter(buf: Buffer, start: number, count: number): string[] {
+  const tokens: string[] = [];
+  let i = start;
+  while (tokens.length < count) {
+    while (i < buf.length && isSpace(buf[i] as number)) i++;
+    const begin = i;
+    while (i < buf.length && !isSpace(buf[i] as number)) i++;
+    if (i >= buf.length || begin === i) break;
+    tokens.push(buf.toString('latin1', begin, i));
+  }
+  return tokens;
 }
 
 /**
@@ -237,6 +259,9 @@ export function parseStatus(bytes: Uint8Array): ProcStatus {
       default:
         break;
     }
+    // proc_pid_status() prints Name, State, Tgid and PPid before Uid; the
+    // ~50 lines after it (memory, signals, capabilities) are not needed.
+    if (result.uid !== undefined && result.tgid !== undefined && result.name !== undefined) break;
   }
   return result;
 }

@@ -153,16 +153,23 @@ function partialEntry(pid: number, unreadable: UnreadableField[]): ProcessEntry 
  * Returns the entries of processes still there; vanished ones are left out.
  */
 export function readProcessEntries(procRoot: string, pids: readonly number[], options: ReadOptions): ProcessEntry[] {
-  const reads = nativeAddon().readProcesses(procRoot, Int32Array.from(pids), {
-    threads: options.threads,
-    cmdline: true,
-    status: true,
-    pidfd: options.pidfd,
-  });
+  const addon = nativeAddon();
   const entries: ProcessEntry[] = [];
-  for (const read of reads) {
-    const entry = toProcessEntry(read);
-    if (entry) entries.push(entry);
+  // In batches: one native call per few hundred processes keeps the call
+  // count low without holding all of /proc as raw bytes at once (peak RSS).
+  for (let first = 0; first < pids.length; first += READ_BATCH) {
+    const reads = addon.readProcesses(procRoot, Int32Array.from(pids.slice(first, first + READ_BATCH)), {
+      threads: options.threads,
+      cmdline: true,
+      status: true,
+      pidfd: options.pidfd,
+    });
+    for (const read of reads) {
+      const entry = toProcessEntry(read);
+      if (entry) entries.push(entry);
+    }
   }
   return entries;
 }
+
+const READ_BATCH = 256;

@@ -186,16 +186,20 @@ interface Claim {
  */
 class EntrySet {
   readonly processes = new Map<number, ProcessEntry>();
-  #claims = new Map<number, Set<number>>();
+  /**
+   * nr → (pid of the claiming process → start of the task the claim
+   * describes; exact from the task iterator, else a tick from /proc).
+   */
+  #claims = new Map<number, Map<number, { startNs: bigint; exact: boolean }>>();
 
   constructor(entries: Iterable<ProcessEntry>) {
     for (const entry of entries) this.put(entry);
   }
 
-  #claim(nr: number, pid: number): void {
+  #claim(nr: number, pid: number, startNs: bigint, exact: boolean): void {
     let owners = this.#claims.get(nr);
-    if (!owners) this.#claims.set(nr, (owners = new Set()));
-    owners.add(pid);
+    if (!owners) this.#claims.set(nr, (owners = new Map()));
+    owners.set(pid, { startNs, exact });
   }
 
   #release(nr: number, pid: number): void {
@@ -207,8 +211,10 @@ class EntrySet {
   put(entry: ProcessEntry): void {
     this.remove(entry.pid);
     this.processes.set(entry.pid, entry);
-    this.#claim(entry.pid, entry.pid);
-    for (const thread of entry.threads) this.#claim(thread.tid, entry.pid);
+    for (const thread of entry.threads) this.#claim(thread.tid, entry.pid, thread.startNs, entry.startExact);
+    // The process's own claim last: its leader thread (tid == pid) has the
+    // same start, and the process entry is what the number names.
+    this.#claim(entry.pid, entry.pid, entry.startNs, entry.startExact);
   }
 
   remove(pid: number): void {
@@ -232,18 +238,12 @@ class EntrySet {
   }
 
   claimsOf(nr: number): Claim[] {
-    return [...(this.#claims.get(nr) ?? [])].map((pid) => ({ nr, pid }));
+    return [...(this.#claims.get(nr)?.keys() ?? [])].map((pid) => ({ nr, pid }));
   }
 
-  /** Start time (tick precision) of the task a claim describes. */
-  startOf(claim: Claim): bigint | undefined {
-    const owner = this.processes.get(claim.pid);
-    if (!owner) return undefined;
-    return claim.nr === claim.pid ? owner.startNs : owner.threads.find((t) => t.tid === claim.nr)?.startNs;
-  }
-
-  *claims(): Iterable<Claim> {
-    for (const [nr, owners] of this.#claims) for (const pid of owners) yield { nr, pid };
+  /** Every claim with the start of the task it describes. */
+  *claimsWithStart(): Iterable<Claim & { startNs: bigint; exact: boolean }> {
+    for (const [nr, owners] of this.#claims) for (const [pid, start] of owners) yield { nr, pid, ...start };
   }
 
   numbers(): Iterable<number> {
@@ -323,8 +323,9 @@ async function walkCoherently(tracker: WindowTracker, settings: WalkSettings): P
 
   let startNs = tracker.start();
   let generationBefore = tracker.generation();
-  // Tasks whose start tick is at or after this one began after the log was
-  // armed, so the log must hold their record.
+  // Tasks that started at or after these began after the log was armed, so
+  // the log must hold their record: the window start for exact start times,
+  // the next whole tick for /proc's tick-precision ones.
   let loggedSinceTick = (startNs / TICK_NS + 1n) * TICK_NS;
   let attempts = 1;
   let fullScans = 1;
@@ -394,9 +395,9 @@ async function walkCoherently(tracker: WindowTracker, settings: WalkSettings): P
     // record yet: their record is still on its way (LATE_RECORD_WAIT_MS).
     const unlogged: Claim[] = [];
     if (tracker.hasLog) {
-      for (const claim of entries.claims()) {
-        const start = entries.startOf(claim);
-        if (start !== undefined && start >= loggedSinceTick && !taken.has(claim.nr)) unlogged.push(claim);
+      for (const claim of entries.claimsWithStart()) {
+        const since = claim.exact ? startNs : loggedSinceTick;
+        if (claim.startNs >= since && !taken.has(claim.nr)) unlogged.push({ nr: claim.nr, pid: claim.pid });
       }
     }
     if (suspects.length === 0 && unlogged.length > 0) {

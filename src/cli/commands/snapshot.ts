@@ -4,7 +4,6 @@ import { fsError, PidgenError, UsageError } from '../../errors.js';
 import { INIT_PID_NAMESPACE } from '../../host/pidns.js';
 import { writeFileAtomic, removePendingTempFiles } from '../../output/atomic-write.js';
 import { toJSON, toJSONL } from '../../output/json.js';
-import { appendPerfetto, toPerfetto } from '../../output/perfetto.js';
 import { toTable } from '../../output/table.js';
 import { snapshot, type GuardChoice } from '../../snapshot/snapshot.js';
 import type { Snapshot } from '../../snapshot/types.js';
@@ -35,7 +34,9 @@ function render(result: Snapshot, format: Exclude<SnapshotFormat, 'perfetto'>): 
  * a child PID namespace they cannot be known, so refuse rather than write
  * namespace-local numbers where trace_processor expects global ones.
  */
-function renderPerfetto(result: Snapshot, existingPath: string | undefined): Uint8Array {
+async function renderPerfetto(result: Snapshot, existingPath: string | undefined): Promise<Uint8Array> {
+  // protobufjs is loaded only for this format.
+  const { appendPerfetto, toPerfetto } = await import('../../output/perfetto.js');
   if (result.pidNamespace.inum !== INIT_PID_NAMESPACE) {
     throw new PidgenError(
       `perfetto output: this snapshot is of a child PID namespace (${result.pidNamespace.inum}), whose root-namespace PIDs are not visible from here`,
@@ -111,7 +112,8 @@ export async function runSnapshot(options: SnapshotCommandOptions, out: (text: s
     }
     // JSON by default when the output is a file or a pipe; a table for people.
     const format = options.format ?? (options.output === undefined && process.stdout.isTTY ? 'table' : 'json');
-    const text = format === 'perfetto' ? renderPerfetto(result, options.append ? options.output : undefined) : render(result, format);
+    const text =
+      format === 'perfetto' ? await renderPerfetto(result, options.append ? options.output : undefined) : render(result, format);
     const beforeRename = holdAt('before-rename');
     if (options.output !== undefined) await writeFileAtomic(options.output, text, beforeRename ? { beforeRename } : {});
     else out(text);
