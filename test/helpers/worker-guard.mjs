@@ -3,5 +3,5 @@
 import { parentPort } from 'node:worker_threads';
 import { Guard } from '../../dist/src/guard/guard.js';
 
-const guard = Guard.open();
+const guard = Guard.open({ pinned: 'never' });
 parentPort.postMessage({ attach: guard.attach });
