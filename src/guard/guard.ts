@@ -225,7 +225,10 @@ export class Guard implements Disposable {
     const kinds = attachList(options.attach);
     const procRoot = options.procRoot ?? '/proc';
     const pinDir = options.pinDir ?? DEFAULT_PIN_DIR;
-    const pinnedMode = options.pinned ?? 'auto';
+    // Asking for an attach point by name means "load that one": a pin,
+    // attached wherever it was, would not honour the request.
+    const explicitAttach = options.attach !== undefined && options.attach !== 'auto';
+    const pinnedMode = options.pinned ?? (explicitAttach ? 'never' : 'auto');
     const usePin = pinnedMode !== 'never' && existsSync(`${pinDir}/meta`);
     if (pinnedMode === 'only' && !usePin) {
       throw new PidgenError(`open pinned guard: nothing pinned at ${pinDir}`, {
