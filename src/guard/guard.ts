@@ -46,9 +46,10 @@ export interface GuardOptions {
   /** Where to look for the kernel's BTF. Default `/sys/kernel/btf/vmlinux`. */
   btfPath?: string;
   /**
-   * The counter `pidgen pin` keeps in bpffs: `'auto'` (default) uses it when
-   * it exists and loads nothing then; `'never'` always loads a private one;
-   * `'only'` uses the pin or fails.
+   * The counter `pidgen pin` keeps in bpffs: `'auto'` uses it when it
+   * exists and loads nothing then; `'never'` always loads a private one;
+   * `'only'` uses the pin or fails. Default `'auto'`, or `'never'` when
+   * `attach` names an attach point.
    */
   pinned?: 'auto' | 'never' | 'only';
   /** Pin directory. Default `/sys/fs/bpf/pidgen`. */
