@@ -284,6 +284,8 @@ export class TaskIterator implements Disposable {
         pidfd: options.pidfd,
       });
       const EACCES = 13;
+      const ENOENT = 2;
+      const ESRCH = 3;
       for (const read of reads) {
         const entry = entries.get(read.pid);
         if (!entry) continue;
@@ -291,11 +293,17 @@ export class TaskIterator implements Disposable {
           (entry.unreadable ??= []).push('cmdline');
           continue;
         }
-        if (!read.cmdline || !sameTask(entry, read)) {
+        const gone = [read.openErr, read.statErr, read.cmdlineErr].some((e) => e === ENOENT || e === ESRCH);
+        if (gone || (read.cmdline && !sameTask(entry, read))) {
           // Gone, or the number already names another task: the task the
           // iterator saw died after the pass, so it may be left out (it was
           // not alive for the whole window).
           entries.delete(read.pid);
+          continue;
+        }
+        if (!read.cmdline) {
+          // Any other failure: keep the task, say what is missing.
+          (entry.unreadable ??= []).push('cmdline');
           continue;
         }
         const argv = parseCmdline(read.cmdline);

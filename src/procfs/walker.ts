@@ -63,8 +63,9 @@ export function toProcessEntry(read: NativeProcessRead): ProcessEntry | undefine
     return undefined;
   }
   // pidfd_open refuses a TID that is not a thread-group leader: the number
-  // names a thread, not a process (see the Tgid check below).
-  if (read.pidfdErr === EINVAL) return undefined;
+  // names a thread, not a process. Status's Tgid (below) says so exactly;
+  // this is the fallback for when status could not be read.
+  if (read.pidfdErr === EINVAL && read.status === undefined) return undefined;
   const unreadable: UnreadableField[] = [];
   const lossy: ('comm' | 'cmdline')[] = [];
 

@@ -79,6 +79,7 @@ function churnRun(dir: string, churner: string, churnerArgs: string[]): Run {
   if (result.status !== 0) {
     throw new Error(`churn run failed (status ${result.status}, signal ${result.signal}):\n${result.stdout}\n${result.stderr}`);
   }
+  if (process.env.KEEP_CHURN) require('node:fs').writeFileSync(join(dir, 'stderr.txt'), result.stderr);
   const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as Meta;
   const truth = parseChurnLog(readFileSync(join(dir, 'churn.log'), 'utf8'));
   const lines = readFileSync(join(dir, 'snapshots.jsonl'), 'utf8').split('\n').filter((l) => l !== '');
@@ -134,7 +135,7 @@ describe.runIf(isRoot)('[kernel] snapshots under PID churn, judged by the churne
   });
 
   afterAll(() => {
-    if (work) rmSync(work, { recursive: true, force: true });
+    if (work && !process.env.KEEP_CHURN) rmSync(work, { recursive: true, force: true });
   });
 
   describe.each(scenarios)('[kernel] $name', ({ name, args }) => {
