@@ -6,7 +6,7 @@
 // snapshots with the BPF guard and with none; the checker
 // (test/helpers/ground-truth.ts) holds each one against the log.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,7 +79,8 @@ function churnRun(dir: string, churner: string, churnerArgs: string[]): Run {
   if (result.status !== 0) {
     throw new Error(`churn run failed (status ${result.status}, signal ${result.signal}):\n${result.stdout}\n${result.stderr}`);
   }
-  if (process.env.KEEP_CHURN) require('node:fs').writeFileSync(join(dir, 'stderr.txt'), result.stderr);
+  // KEEP_CHURN=1 keeps the run's files (and its stderr) for a post-mortem.
+  if (process.env.KEEP_CHURN) writeFileSync(join(dir, 'stderr.txt'), result.stderr);
   const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as Meta;
   const truth = parseChurnLog(readFileSync(join(dir, 'churn.log'), 'utf8'));
   const lines = readFileSync(join(dir, 'snapshots.jsonl'), 'utf8').split('\n').filter((l) => l !== '');
