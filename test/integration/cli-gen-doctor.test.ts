@@ -1,7 +1,9 @@
 // The pidgen CLI as a user runs it: a separate process, real BPF programs,
 // real exit codes. Expected values come from the kernel (bpftool, forks in a
 // child namespace), not from pidgen's own code.
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { expectNothingLeft, isRoot } from '../helpers/kernel.js';
 import { forkLoopScript, parseNs, parseObserved, printNsScript, runInChildPidNs } from '../helpers/pidns.js';
@@ -118,6 +120,15 @@ describe('[kernel] pidgen doctor without privileges', () => {
     expect(result.stdout).toMatch(/^FAIL\s+capabilities\s.*CAP_BPF \(no\)/m);
     expect(result.stdout).toMatch(/^guard: cursor \(no BPF guard can be loaded here: .*EPERM/m);
     expect(result.stdout).toMatch(/^source: procfs \(no privileges for BPF\)$/m);
+  });
+});
+
+describe('the README\'s command', () => {
+  it('`npx pidgen` runs the built CLI through its bin link in this checkout', () => {
+    const root = join(import.meta.dirname, '..', '..');
+    const result = spawnSync('npx', ['--no-install', 'pidgen', '--version'], { cwd: root, encoding: 'utf8' });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 });
 
