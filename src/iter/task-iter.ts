@@ -181,6 +181,18 @@ export function recordsToEntries(records: readonly TaskRecord[], threads: boolea
   return { entries, needArgv };
 }
 
+/** The /proc reads that top up what a pass could not give: stat (to check
+ * it is the same task), and argv when asked. */
+function readTopUp(procRoot: string, pids: number[], options: { cmdline: boolean; pidfd: boolean }): NativeProcessRead[] {
+  return nativeAddon().readProcesses(procRoot, Int32Array.from(pids), {
+    stat: true,
+    status: false,
+    threads: false,
+    cmdline: options.cmdline,
+    pidfd: options.pidfd,
+  });
+}
+
 /** Is this /proc read of the same task the iterator saw? */
 function sameTask(entry: ProcessEntry, read: NativeProcessRead): boolean {
   if (entry.pidfdIno !== undefined && read.pidfdIno !== undefined) return entry.pidfdIno === read.pidfdIno;
@@ -276,23 +288,11 @@ export class TaskIterator implements Disposable {
     const { entries, needArgv } = recordsToEntries(this.read({ threads: options.threads, cmdline: true }), options.threads);
 
     if (needArgv.length > 0) {
-      const reads = nativeAddon().readProcesses(procRoot, Int32Array.from(needArgv), {
-        stat: true,
-        status: false,
-        threads: false,
-        cmdline: true,
-        pidfd: options.pidfd,
-      });
-      const EACCES = 13;
       const ENOENT = 2;
       const ESRCH = 3;
-      for (const read of reads) {
+      for (const read of readTopUp(procRoot, needArgv, { cmdline: true, pidfd: options.pidfd })) {
         const entry = entries.get(read.pid);
         if (!entry) continue;
-        if (read.cmdlineErr === EACCES) {
-          (entry.unreadable ??= []).push('cmdline');
-          continue;
-        }
         const gone = [read.openErr, read.statErr, read.cmdlineErr].some((e) => e === ENOENT || e === ESRCH);
         if (gone || (read.cmdline && !sameTask(entry, read))) {
           // Gone, or the number already names another task: the task the
@@ -302,7 +302,8 @@ export class TaskIterator implements Disposable {
           continue;
         }
         if (!read.cmdline) {
-          // Any other failure: keep the task, say what is missing.
+          // Any other failure (EACCES under hidepid=): keep the task, say
+          // what is missing.
           (entry.unreadable ??= []).push('cmdline');
           continue;
         }
@@ -314,14 +315,7 @@ export class TaskIterator implements Disposable {
 
     const kthreads = [...entries.values()].filter((e) => e.kernelThread).map((e) => e.pid);
     if (kthreads.length > 0) {
-      const reads = nativeAddon().readProcesses(procRoot, Int32Array.from(kthreads), {
-        stat: true,
-        status: false,
-        threads: false,
-        cmdline: false,
-        pidfd: false,
-      });
-      for (const read of reads) {
+      for (const read of readTopUp(procRoot, kthreads, { cmdline: false, pidfd: false })) {
         const entry = entries.get(read.pid);
         if (!entry || !read.stat || !sameTask(entry, read)) continue;
         const comm = parseStat(read.stat).comm;
