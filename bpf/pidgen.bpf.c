@@ -50,9 +50,16 @@ struct pidgen_stats stats = {};
  */
 __u32 log_inum = 0;
 
-static __always_inline void log_allocation(__u32 inum, __u32 nr, __u64 start_ns, __u64 ino, __u32 flags)
+static __always_inline void log_allocation(struct pid *pid, __u32 inum, __u32 nr, __u64 start_ns, __u32 flags)
 {
 	struct pidgen_alloc_event *event;
+	__u64 ino = 0;
+
+	/* pidfs gives every struct pid an inode number that is never reused
+	 * (6.9+): the one identity that tells two holders of a PID apart. Read
+	 * here, not per fork: only logged allocations need it. */
+	if (bpf_core_field_exists(pid->ino))
+		ino = BPF_CORE_READ(pid, ino);
 
 	event = bpf_ringbuf_reserve(&pidgen_log, sizeof(*event), 0);
 	if (!event) {
@@ -79,7 +86,7 @@ static __always_inline void log_allocation(__u32 inum, __u32 nr, __u64 start_ns,
  * same previous value: an out-of-order pair bumps (a false bump, allowed),
  * and a real descent is always seen by whichever CPU records second.
  */
-static __always_inline void count_allocation(__u32 inum, __u32 nr, __u64 now)
+static __always_inline void count_allocation(__u32 inum, __u32 nr)
 {
 	struct pidgen_ns_counter *counter;
 	__u32 previous;
@@ -101,7 +108,7 @@ static __always_inline void count_allocation(__u32 inum, __u32 nr, __u64 now)
 		 */
 		if (nr != 1) {
 			first.generation = 1;
-			first.bumped_at_ns = now;
+			first.bumped_at_ns = bpf_ktime_get_boot_ns();
 			first.flags = PIDGEN_NS_FIRST_SEEN_LATE;
 		}
 		err = bpf_map_update_elem(&pidgen_ns, &inum, &first, BPF_NOEXIST);
@@ -121,7 +128,8 @@ static __always_inline void count_allocation(__u32 inum, __u32 nr, __u64 now)
 	previous = __sync_lock_test_and_set(&counter->last_nr, nr);
 	if (nr <= previous) {
 		__sync_fetch_and_add(&counter->generation, 1);
-		counter->bumped_at_ns = now;
+		/* The clock is read only on a bump, off the common fork path. */
+		counter->bumped_at_ns = bpf_ktime_get_boot_ns();
 	}
 }
 
@@ -131,18 +139,12 @@ static __always_inline void count_pid(struct pid *pid, __u64 start_ns, __u32 eve
 {
 	__u64 numbers_offset = bpf_core_field_offset(struct pid, numbers);
 	__u64 upid_size = bpf_core_type_size(struct upid);
-	__u64 now = bpf_ktime_get_boot_ns();
 	__u32 logged = log_inum;
 	unsigned int level;
-	__u64 ino = 0;
 
 	if (!pid)
 		return;
 	level = BPF_CORE_READ(pid, level);
-	/* pidfs gives every struct pid an inode number that is never reused
-	 * (6.9+): the one identity that tells two holders of a PID apart. */
-	if (bpf_core_field_exists(pid->ino))
-		ino = BPF_CORE_READ(pid, ino);
 
 	for (unsigned int i = 0; i <= PIDGEN_MAX_NS_LEVEL; i++) {
 		struct upid *upid;
@@ -160,9 +162,9 @@ static __always_inline void count_pid(struct pid *pid, __u64 start_ns, __u32 eve
 			__sync_fetch_and_add(&stats.read_errors, 1);
 			continue;
 		}
-		count_allocation(inum, nr, now);
+		count_allocation(inum, nr);
 		if (logged && inum == logged)
-			log_allocation(inum, nr, start_ns, ino, event_flags);
+			log_allocation(pid, inum, nr, start_ns, event_flags);
 	}
 }
 
