@@ -4,7 +4,7 @@
  */
 import { canLoadTracingBpf, effectiveCapabilities } from '../host/capabilities.js';
 import { hasVmlinuxBtf, kernelAtLeast, kernelVersion, lockdownMode, VMLINUX_BTF_PATH } from '../host/kernel.js';
-import { mountsOfType } from '../host/mounts.js';
+import { mountsOfType, readMounts } from '../host/mounts.js';
 import { PidgenError } from '../errors.js';
 import { ATTACH_ORDER, ATTACH_POINTS } from '../guard/guard.js';
 import { nativeAddon, type NativeAddon } from '../native/addon.js';
@@ -84,24 +84,14 @@ export function runDoctor(options: { verbose?: boolean } = {}): DoctorReport {
   const lockdown = lockdownMode();
   if (lockdown !== undefined) checks.push(check('lockdown', 'info', lockdown));
 
-  const bpffs = mountsOfType('bpf');
-  checks.push(
-    check(
-      'bpffs',
-      bpffs.length ? 'ok' : 'warn',
-      bpffs.length ? bpffs.join(', ') : 'not mounted',
-      'only needed to pin the counter across runs: mount -t bpf bpf /sys/fs/bpf',
-    ),
-  );
-  const tracefs = mountsOfType('tracefs');
-  checks.push(
-    check(
-      'tracefs',
-      tracefs.length ? 'ok' : 'warn',
-      tracefs.length ? tracefs.join(', ') : 'not mounted',
-      'only the bpftrace scripts need it: mount -t tracefs nodev /sys/kernel/tracing',
-    ),
-  );
+  const mounts = readMounts();
+  for (const [name, fsType, advice] of [
+    ['bpffs', 'bpf', 'only needed to pin the counter across runs: mount -t bpf bpf /sys/fs/bpf'],
+    ['tracefs', 'tracefs', 'only the bpftrace scripts need it: mount -t tracefs nodev /sys/kernel/tracing'],
+  ] as const) {
+    const points = mountsOfType(fsType, mounts);
+    checks.push(check(name, points.length ? 'ok' : 'warn', points.length ? points.join(', ') : 'not mounted', advice));
+  }
 
   let addon: NativeAddon | undefined;
   try {

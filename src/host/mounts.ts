@@ -26,9 +26,12 @@ export function parseMountinfo(text: string): MountEntry[] {
   return entries;
 }
 
+/** Every mount this process sees. */
+export function readMounts(mountinfoPath = '/proc/self/mountinfo'): MountEntry[] {
+  return parseMountinfo(readFileSync(mountinfoPath, 'utf8'));
+}
+
 /** Mount points of this filesystem type, e.g. `bpf` or `tracefs`. */
-export function mountsOfType(fsType: string, mountinfoPath = '/proc/self/mountinfo'): string[] {
-  return parseMountinfo(readFileSync(mountinfoPath, 'utf8'))
-    .filter((m) => m.fsType === fsType)
-    .map((m) => m.mountPoint);
+export function mountsOfType(fsType: string, mounts: readonly MountEntry[] = readMounts()): string[] {
+  return mounts.filter((m) => m.fsType === fsType).map((m) => m.mountPoint);
 }
