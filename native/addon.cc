@@ -257,6 +257,20 @@ class GuardHandle : public Napi::ObjectWrap<GuardHandle> {
   std::shared_ptr<GuardSlot> slot_;
 };
 
+// Puts a native object in a slot shared by its JS handle and the
+// environment's list (which the teardown hook empties), and wraps it with
+// `ctor`. Slots already released are dropped first, so a long-lived process
+// that opens and closes many objects does not grow the list.
+template <typename Slot, typename T>
+Napi::Value Adopt(Napi::Env env, std::vector<std::shared_ptr<Slot>>& slots, std::unique_ptr<T> Slot::*member,
+                  T* object, Napi::FunctionReference& ctor) {
+  std::erase_if(slots, [member](const std::shared_ptr<Slot>& slot) { return !((*slot).*member); });
+  auto slot = std::make_shared<Slot>();
+  ((*slot).*member).reset(object);
+  slots.push_back(slot);
+  return ctor.New({Napi::External<std::shared_ptr<Slot>>::New(env, &slot)});
+}
+
 class TaskIteratorHandle : public Napi::ObjectWrap<TaskIteratorHandle> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -335,24 +349,14 @@ Napi::Value OpenTaskIterator(const Napi::CallbackInfo& info) {
           : pidgen_native::TaskIterator::Open(sleepable, options.Get("verbose").ToBoolean().Value(), &error);
   if (iterator == nullptr) ThrowLoaderError(env, error);
   AddonData* data = env.GetInstanceData<AddonData>();
-  std::erase_if(data->iterator_slots, [](const std::shared_ptr<IteratorSlot>& slot) { return !slot->iterator; });
-  auto slot = std::make_shared<IteratorSlot>();
-  slot->iterator.reset(iterator);
-  data->iterator_slots.push_back(slot);
-  return data->iterator_ctor.New({Napi::External<std::shared_ptr<IteratorSlot>>::New(env, &slot)});
+  return Adopt(env, data->iterator_slots, &IteratorSlot::iterator, iterator, data->iterator_ctor);
 }
 
 // Hands a loaded or pinned guard to JS; the environment's list keeps it
 // reachable for the teardown hook.
 Napi::Value WrapGuard(Napi::Env env, Guard* guard) {
   AddonData* data = env.GetInstanceData<AddonData>();
-  // Drop slots already released, so a long-lived process that opens and
-  // closes many guards does not grow this list.
-  std::erase_if(data->slots, [](const std::shared_ptr<GuardSlot>& slot) { return !slot->guard; });
-  auto slot = std::make_shared<GuardSlot>();
-  slot->guard.reset(guard);
-  data->slots.push_back(slot);
-  return data->handle_ctor.New({Napi::External<std::shared_ptr<GuardSlot>>::New(env, &slot)});
+  return Adopt(env, data->slots, &GuardSlot::guard, guard, data->handle_ctor);
 }
 
 // open({ attach: "fexit" | "tp_btf" | "raw_tp", verbose?: boolean })
