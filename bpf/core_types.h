@@ -32,10 +32,8 @@ struct upid {
 
 struct pid {
 	unsigned int level;
-	unsigned long long ino; /* pidfs inode number, since Linux 6.9; guarded by bpf_core_field_exists */
-	/* numbers[] is a flexible array (numbers[0] before 6.x, numbers[] after);
-	 * it is indexed through bpf_core_field_offset + bpf_core_type_size so a
-	 * variable index stays relocatable. */
+	unsigned long long ino; /* pidfs inode number, since Linux 6.9; see core_fixes.bpf.h */
+	/* Indexed only through pidgen_upid_at() (core_fixes.bpf.h). */
 	struct upid numbers[1];
 };
 
@@ -53,7 +51,7 @@ struct mm_struct {
 };
 
 struct task_struct {
-	unsigned int __state; /* named `state` before 5.14; see task_iter.bpf.c */
+	unsigned int __state; /* named `state` before 5.14; see core_fixes.bpf.h */
 	unsigned int flags;   /* PF_* */
 	struct mm_struct *mm;
 	int exit_state;
@@ -66,12 +64,6 @@ struct task_struct {
 	const struct cred *real_cred;
 	char comm[16];
 };
-
-/* Before 5.14 (2f064a59a11f "sched: Change task_struct::state") the state
- * field was `long state`. */
-struct task_struct___pre514 {
-	long state;
-} __attribute__((preserve_access_index));
 
 struct seq_file;
 

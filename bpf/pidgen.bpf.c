@@ -14,6 +14,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "core_types.h"
+#include "core_fixes.bpf.h"
 #include "pidgen.h"
 
 #define EEXIST 17
@@ -53,13 +54,10 @@ __u32 log_inum = 0;
 static __always_inline void log_allocation(struct pid *pid, __u32 inum, __u32 nr, __u64 start_ns, __u32 flags)
 {
 	struct pidgen_alloc_event *event;
-	__u64 ino = 0;
-
 	/* pidfs gives every struct pid an inode number that is never reused
 	 * (6.9+): the one identity that tells two holders of a PID apart. Read
 	 * here, not per fork: only logged allocations need it. */
-	if (bpf_core_field_exists(pid->ino))
-		ino = BPF_CORE_READ(pid, ino);
+	__u64 ino = pidgen_pid_ino(pid);
 
 	event = bpf_ringbuf_reserve(&pidgen_log, sizeof(*event), 0);
 	if (!event) {
@@ -137,8 +135,6 @@ static __always_inline void count_allocation(__u32 inum, __u32 nr)
  * the task's own namespace (numbers[level]) up to the root (numbers[0]). */
 static __always_inline void count_pid(struct pid *pid, __u64 start_ns, __u32 event_flags)
 {
-	__u64 numbers_offset = bpf_core_field_offset(struct pid, numbers);
-	__u64 upid_size = bpf_core_type_size(struct upid);
 	__u32 logged = log_inum;
 	unsigned int level;
 
@@ -154,7 +150,7 @@ static __always_inline void count_pid(struct pid *pid, __u64 start_ns, __u32 eve
 
 		if (i > level)
 			break;
-		upid = (void *)pid + numbers_offset + i * upid_size;
+		upid = pidgen_upid_at(pid, i);
 		nr = BPF_CORE_READ(upid, nr);
 		ns = BPF_CORE_READ(upid, ns);
 		inum = BPF_CORE_READ(ns, ns.inum);

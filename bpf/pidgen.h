@@ -61,10 +61,23 @@ struct pidgen_alloc_event {
 	unsigned int reserved;
 };
 
-/* pidgen_meta.attach */
+/* pidgen_meta.attach, and the kernel hook each id stands for (as libbpf and
+ * bpftool name it). src/model/layout.ts mirrors both. */
 #define PIDGEN_ATTACH_FEXIT 1
 #define PIDGEN_ATTACH_TP_BTF 2
 #define PIDGEN_ATTACH_RAW_TP 3
+#define PIDGEN_ATTACH_FEXIT_POINT "fexit/alloc_pid"
+#define PIDGEN_ATTACH_TP_BTF_POINT "tp_btf/task_newtask"
+#define PIDGEN_ATTACH_RAW_TP_POINT "raw_tp/task_newtask"
+
+/* Names under a pin directory (`pidgen pin`). */
+#define PIDGEN_PIN_LINK "link"         /* keeps the counter's program attached */
+#define PIDGEN_PIN_NS "ns"             /* the pidgen_ns map */
+#define PIDGEN_PIN_LOG "log"           /* the allocation log ring */
+#define PIDGEN_PIN_BSS "bss"           /* the counter's .bss: health counters, log_inum */
+#define PIDGEN_PIN_META "meta"         /* struct pidgen_meta */
+#define PIDGEN_PIN_ITER "iter"         /* the task iterator's link */
+#define PIDGEN_PIN_ITER_BSS "iter_bss" /* the task iterator's .bss: its options */
 
 /*
  * The one value of the pidgen_meta map: what a later pidgen needs to know
@@ -96,7 +109,6 @@ struct pidgen_meta {
 #define PIDGEN_TASK_CMDLINE 0x1u           /* cmdline bytes follow the record */
 #define PIDGEN_TASK_CMDLINE_TRUNCATED 0x2u /* argv longer than PIDGEN_CMDLINE_MAX */
 #define PIDGEN_TASK_CMDLINE_FAILED 0x4u    /* copying argv from the task failed */
-#define PIDGEN_TASK_PRE514_STATE 0x8u      /* state read from the pre-5.14 field */
 
 /*
  * One task, as the iterator writes it. All numbers are as the scanning PID

@@ -15,6 +15,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "core_types.h"
+#include "core_fixes.bpf.h"
 #include "pidgen.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -39,15 +40,11 @@ struct {
  * reach that namespace (the task is outside the scanning namespace). */
 static __always_inline __u32 nr_in(struct pid *pid, unsigned int level, struct pid_namespace *ns)
 {
-	__u64 numbers_offset = bpf_core_field_offset(struct pid, numbers);
-	__u64 upid_size = bpf_core_type_size(struct upid);
 	struct upid *upid;
 
 	if (!pid || level > PIDGEN_MAX_NS_LEVEL || BPF_CORE_READ(pid, level) < level)
 		return 0;
-	/* level <= PIDGEN_MAX_NS_LEVEL (32) was checked; the mask only shows
-	 * the verifier a bound. */
-	upid = (void *)pid + numbers_offset + (level & 63) * upid_size;
+	upid = pidgen_upid_at(pid, level);
 	if (BPF_CORE_READ(upid, ns) != ns)
 		return 0;
 	return BPF_CORE_READ(upid, nr);
@@ -63,14 +60,10 @@ static __always_inline bool fill_record(struct pidgen_task_record *r, struct tas
 	unsigned int level = BPF_CORE_READ(my_pid, level);
 	struct pid_namespace *ns;
 	struct pid *pid = BPF_CORE_READ(task, thread_pid);
-	__u64 numbers_offset = bpf_core_field_offset(struct pid, numbers);
-	__u64 upid_size = bpf_core_type_size(struct upid);
-	struct upid *mine;
 
 	if (level > PIDGEN_MAX_NS_LEVEL)
 		return false;
-	mine = (void *)my_pid + numbers_offset + level * upid_size;
-	ns = BPF_CORE_READ(mine, ns);
+	ns = BPF_CORE_READ(pidgen_upid_at(my_pid, level), ns);
 
 	r->tid = nr_in(pid, level, ns);
 	if (!r->tid)
@@ -78,17 +71,12 @@ static __always_inline bool fill_record(struct pidgen_task_record *r, struct tas
 	r->tgid = nr_in(BPF_CORE_READ(task, group_leader, thread_pid), level, ns);
 	r->ppid = nr_in(BPF_CORE_READ(task, real_parent, group_leader, thread_pid), level, ns);
 	r->start_ns = BPF_CORE_READ(task, start_boottime);
-	r->ino = bpf_core_field_exists(pid->ino) ? BPF_CORE_READ(pid, ino) : 0;
+	r->ino = pidgen_pid_ino(pid);
 	r->uid = BPF_CORE_READ(task, real_cred, uid.val);
 	r->flags = BPF_CORE_READ(task, flags);
 	r->exit_state = BPF_CORE_READ(task, exit_state);
 	r->record_flags = 0;
-	if (bpf_core_field_exists(task->__state)) {
-		r->state = BPF_CORE_READ(task, __state);
-	} else {
-		r->state = BPF_CORE_READ((struct task_struct___pre514 *)task, state);
-		r->record_flags |= PIDGEN_TASK_PRE514_STATE;
-	}
+	r->state = pidgen_task_state(task);
 	r->cmdline_len = 0;
 	r->reserved = 0;
 	BPF_CORE_READ_STR_INTO(&r->comm, task, comm);

@@ -28,13 +28,14 @@ struct GuardSlot {
   std::unique_ptr<Guard> guard;
 };
 
-// Per-environment state. Its destructor runs at environment teardown (the
-// main thread exiting, or a worker ending) and closes every guard still open,
-// so no program outlives the environment that loaded it.
+// The same for a task iterator.
 struct IteratorSlot {
   std::unique_ptr<pidgen_native::TaskIterator> iterator;
 };
 
+// Per-environment state. Its destructor runs at environment teardown (the
+// main thread exiting, or a worker ending) and closes every guard and
+// iterator still open, so no program outlives the environment that loaded it.
 struct AddonData {
   Napi::FunctionReference error_class;
   Napi::FunctionReference handle_ctor;

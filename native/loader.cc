@@ -76,9 +76,9 @@ struct AttachPoint {
   unsigned int id;     // PIDGEN_ATTACH_*
 };
 constexpr AttachPoint kAttachPoints[] = {
-    {"fexit", "fexit/alloc_pid", PIDGEN_ATTACH_FEXIT},
-    {"tp_btf", "tp_btf/task_newtask", PIDGEN_ATTACH_TP_BTF},
-    {"raw_tp", "raw_tp/task_newtask", PIDGEN_ATTACH_RAW_TP},
+    {"fexit", PIDGEN_ATTACH_FEXIT_POINT, PIDGEN_ATTACH_FEXIT},
+    {"tp_btf", PIDGEN_ATTACH_TP_BTF_POINT, PIDGEN_ATTACH_TP_BTF},
+    {"raw_tp", PIDGEN_ATTACH_RAW_TP_POINT, PIDGEN_ATTACH_RAW_TP},
 };
 
 const AttachPoint* FindAttach(const std::string& name) {
@@ -116,11 +116,11 @@ uint64_t ClockNs(clockid_t clock) {
 
 // Names of the pinned objects inside a pin directory. `pidgen unpin`
 // removes exactly these (src/pin/).
-constexpr const char* kPinLink = "link";
-constexpr const char* kPinNs = "ns";
-constexpr const char* kPinLog = "log";
-constexpr const char* kPinBss = "bss";
-constexpr const char* kPinMeta = "meta";
+constexpr const char* kPinLink = PIDGEN_PIN_LINK;
+constexpr const char* kPinNs = PIDGEN_PIN_NS;
+constexpr const char* kPinLog = PIDGEN_PIN_LOG;
+constexpr const char* kPinBss = PIDGEN_PIN_BSS;
+constexpr const char* kPinMeta = PIDGEN_PIN_META;
 
 std::string PinPath(const std::string& dir, const char* name) { return dir + "/" + name; }
 

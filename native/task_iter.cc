@@ -54,8 +54,8 @@ TaskIterator* TaskIterator::Open(bool sleepable, bool verbose, LoaderError* erro
 }
 
 // Names inside the pin directory; src/pin/ removes exactly these.
-constexpr const char* kPinIter = "iter";
-constexpr const char* kPinIterBss = "iter_bss";
+constexpr const char* kPinIter = PIDGEN_PIN_ITER;
+constexpr const char* kPinIterBss = PIDGEN_PIN_ITER_BSS;
 
 TaskIterator* TaskIterator::OpenPinned(const std::string& dir, bool sleepable, LoaderError* error) {
   TaskIterator* iterator = new TaskIterator();
@@ -141,7 +141,8 @@ bool TaskIterator::Read(unsigned int options, std::string* out, LoaderError* err
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      // EAGAIN is the kernel's "the task list changed under me, retry".
+      // Any error ends the pass, EAGAIN included: a pass cut short cannot
+      // be resumed, so the caller gets the errno and decides.
       *error = LoaderError{"read iterator", target, errno, ""};
       close(fd);
       return false;

@@ -8,23 +8,30 @@
  * if (!snap.coherent) console.warn(snap.reason);
  * ```
  *
- * @example The `/proc/pid_gen` pattern
+ * @example The `/proc/pid_gen` pattern, with the allocation log
  * ```ts
  * import { Guard } from 'pidgen';
  * using guard = Guard.open();
- * const before = guard.generation();
+ * guard.beginAllocationLog();
+ * guard.drainAllocationLog(); // the window starts now
  * const pids = myProcWalk();
- * if (guard.generation() !== before) {
- *   // a PID may have been reused during the walk: rescan
+ * const taken = guard.drainAllocationLog().filter((e) => e.inum === guard.namespace);
+ * if (taken.some((e) => pids.has(e.nr))) {
+ *   // a PID the walk saw went to a new task meanwhile: rescan
  * }
+ * guard.endAllocationLog();
  * ```
+ * The generation alone (`guard.generation()` before and after) is not
+ * enough: it rules out a number allocated twice, not a number from before
+ * the last wrap that is handed out again. `snapshot()` does all of this,
+ * and repairs only what the log names.
  */
 export { Guard, ATTACH_ORDER, ATTACH_POINTS, parseAllocationEvents } from './guard/guard.js';
 export type { AllocationEvent, AttachKind, AttachRefusal, GuardOptions, NamespaceCounter } from './guard/guard.js';
 export { snapshot } from './snapshot/snapshot.js';
 export type { GuardChoice, SnapshotOptions } from './snapshot/snapshot.js';
-export { SNAPSHOT_SCHEMA } from './snapshot/types.js';
-export type { GuardKind, ProcessEntry, ReusedPid, Snapshot, SnapshotSource, ThreadEntry, UnreadableField } from './snapshot/types.js';
+export { SNAPSHOT_SCHEMA } from './model/snapshot.js';
+export type { GuardKind, ProcessEntry, ReusedPid, Snapshot, SnapshotSource, ThreadEntry, UnreadableField } from './model/snapshot.js';
 export { toJSON, toJSONL, toJSONObject, fromJSON } from './output/json.js';
 export type { SnapshotJson } from './output/json.js';
 export { toTable } from './output/table.js';

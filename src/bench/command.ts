@@ -1,6 +1,6 @@
 /**
  * `pidgen bench`: what a scan costs, against the tools people use today, on
- * a population of known size in a child PID namespace (DESIGN.md, issue 4).
+ * a population of known size in a child PID namespace.
  *
  * For each task count it creates processes × threads sleepers in a fresh PID
  * namespace and times, in the same runs and taking turns: pidgen's
@@ -19,7 +19,7 @@ import { fsError, PidgenError, UsageError } from '../errors.js';
 import { kernelAtLeast, kernelVersion } from '../host/kernel.js';
 import { writeFileAtomic } from '../output/atomic-write.js';
 import { packageRoot, packageVersion } from '../package.js';
-import type { SnapshotSource } from '../snapshot/types.js';
+import type { SnapshotSource } from '../model/snapshot.js';
 import { compileHelpers } from './helpers.js';
 import type { ForkReply, ScanJob, ScanReply } from './job.js';
 import { machineFacts } from './machine.js';

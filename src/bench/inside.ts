@@ -13,7 +13,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Guard } from '../guard/guard.js';
 import { readPidMax } from '../host/pidns.js';
-import type { SnapshotSource } from '../snapshot/types.js';
+import type { SnapshotSource } from '../model/snapshot.js';
 import type { ForkJob, ForkReply, Job, ScanJob, ScanReply } from './job.js';
 import type { ForkPathResult, Measures, SkippedTool, ToolId, ToolResult } from './results.js';
 import { pairedRatio, roundOrder, summarize } from './stats.js';

@@ -4,7 +4,7 @@
  * argument; the run (inside.ts, PID 1 of the namespace) prints one JSON reply
  * line on stdout and exits, which ends every task in the namespace.
  */
-import type { SnapshotSource } from '../snapshot/types.js';
+import type { SnapshotSource } from '../model/snapshot.js';
 import type { BenchHelpers } from './helpers.js';
 import type { ForkPathResult, ScanResult } from './results.js';
 

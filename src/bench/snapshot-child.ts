@@ -20,7 +20,7 @@ import { PidgenError, UsageError } from '../errors.js';
 import { Guard } from '../guard/guard.js';
 import { TaskIterator } from '../iter/task-iter.js';
 import { snapshot } from '../snapshot/snapshot.js';
-import type { SnapshotSource } from '../snapshot/types.js';
+import type { SnapshotSource } from '../model/snapshot.js';
 
 function print(report: object): void {
   process.stdout.write(JSON.stringify(report) + '\n');

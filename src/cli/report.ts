@@ -1,4 +1,4 @@
-/** How the CLI ends: exit codes from DESIGN.md, and errors a user can act on. */
+/** How the CLI ends: exit codes (0 ok, 1 failure, 2 usage, 3 not coherent), and errors a user can act on. */
 import { CommanderError } from 'commander';
 import { PidgenError, UsageError } from '../errors.js';
 

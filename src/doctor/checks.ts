@@ -8,8 +8,8 @@ import { mountsOfType, readMounts } from '../host/mounts.js';
 import { PidgenError } from '../errors.js';
 import { ATTACH_ORDER, ATTACH_POINTS } from '../guard/guard.js';
 import { nativeAddon, type NativeAddon } from '../native/addon.js';
-import { TaskIterator } from '../iter/task-iter.js';
 import { readPinned } from '../pin/pin.js';
+import { chooseGuard, chooseSource } from '../snapshot/choose.js';
 
 export type CheckStatus = 'ok' | 'fail' | 'warn' | 'info';
 
@@ -143,26 +143,24 @@ export function runDoctor(options: { verbose?: boolean } = {}): DoctorReport {
         ),
   );
 
-  let source: DoctorReport['source'];
-  if (!addon || !bpfAllowed) {
-    source = { kind: 'procfs', reason: addon ? 'no privileges for BPF' : 'native addon not loaded' };
-  } else {
-    try {
-      const iterator = TaskIterator.open({ verbose: options.verbose ?? false });
-      source = { kind: 'bpf-iter', cmdlineFrom: iterator.cmdlineFrom };
-      iterator.close();
-    } catch (error) {
-      source = { kind: 'procfs', reason: (error as PidgenError).message };
-    }
-  }
+  // What a snapshot would get: the same choosers snapshot() calls.
+  const verbose = options.verbose ?? false;
+  const chosenSource = chooseSource('auto', '/proc', verbose);
+  const source: DoctorReport['source'] = chosenSource.iterator
+    ? { kind: 'bpf-iter', cmdlineFrom: chosenSource.iterator.cmdlineFrom }
+    : { kind: 'procfs', reason: bpfAllowed ? (chosenSource.reason ?? 'procfs') : 'no privileges for BPF' };
+  chosenSource.close();
   checks.push(
     source.kind === 'bpf-iter'
       ? check('task iterator', 'ok', `loads (argv from ${source.cmdlineFrom === 'bpf' ? 'the sleepable iterator' : '/proc: sleepable iterators need Linux >= 5.18'})`)
       : check('task iterator', 'warn', source.reason, 'snapshots use the slower /proc walk; it needs root and Linux >= 5.8'),
   );
 
-  const guard: DoctorReport['guard'] = usable
-    ? { kind: 'bpf', attach: pinned?.attach ?? ATTACH_POINTS[usable.kind], pinned: pinned !== undefined }
+  const chosenGuard = chooseGuard('auto', '/proc', verbose);
+  const guard: DoctorReport['guard'] = chosenGuard.guard
+    ? { kind: 'bpf', attach: chosenGuard.guard.attach, pinned: chosenGuard.guard.pinned }
     : { kind: 'cursor', reason: results.map((r) => `${ATTACH_POINTS[r.kind]}: ${r.code}`).join('; ') };
+  chosenGuard.tracker.finish();
+  chosenGuard.close();
   return { checks, guard, source };
 }

@@ -4,34 +4,43 @@
  * A BPF program on the PID allocation path keeps, per PID namespace, a
  * `generation` that goes up whenever a PID number is handed out that is not
  * greater than the previous one there (cyclic wrap, clone3 set_tid, a write
- * to ns_last_pid). Read it before and after a /proc walk: if it did not move,
- * no PID in that namespace can have been given to a new task in between.
+ * to ns_last_pid). If it did not move between two reads, no number was
+ * allocated twice in between. That alone does not rule out PID reuse: a
+ * number left from before the last wrap, whose task dies in between, can be
+ * handed out again without a new wrap. The allocation log
+ * ({@link Guard.beginAllocationLog}) names every number handed out, which is
+ * what snapshots decide with.
  */
 import { existsSync } from 'node:fs';
 import { PidgenError } from '../errors.js';
 import { canLoadTracingBpf, effectiveCapabilities, missingBpfCapabilities } from '../host/capabilities.js';
 import { hasVmlinuxBtf, VMLINUX_BTF_PATH } from '../host/kernel.js';
 import { ownPidNamespace, procPidNamespace, readNsLastPid } from '../host/pidns.js';
-import { nativeAddon, type AttachKind, type NativeCounter, type NativeGuardHandle } from '../native/addon.js';
+import {
+  ALLOC_EVENT,
+  ATTACH,
+  DEFAULT_PIN_DIR,
+  EVENT_EXACT_START,
+  EVENT_THREAD,
+  NS_FIRST_SEEN_LATE,
+  NS_SEEDED,
+  PIN_NAMES,
+  type AttachKind,
+} from '../model/layout.js';
+import { nativeAddon, type NativeCounter, type NativeGuardHandle } from '../native/addon.js';
 
-export type { AttachKind } from '../native/addon.js';
+export type { AttachKind } from '../model/layout.js';
+export { DEFAULT_PIN_DIR } from '../model/layout.js';
 
-/** Attach points in the order `attach: 'auto'` tries them (DESIGN.md). */
+/** Attach points in the order `attach: 'auto'` tries them. */
 export const ATTACH_ORDER: readonly AttachKind[] = ['fexit', 'tp_btf', 'raw_tp'];
-
-/** Where `pidgen pin` keeps the counter in bpffs. */
-export const DEFAULT_PIN_DIR = '/sys/fs/bpf/pidgen';
 
 /** The kernel hook each attach kind uses, as libbpf and bpftool name it. */
 export const ATTACH_POINTS: Readonly<Record<AttachKind, string>> = {
-  fexit: 'fexit/alloc_pid',
-  tp_btf: 'tp_btf/task_newtask',
-  raw_tp: 'raw_tp/task_newtask',
+  fexit: ATTACH.fexit.point,
+  tp_btf: ATTACH.tp_btf.point,
+  raw_tp: ATTACH.raw_tp.point,
 };
-
-// pidgen_ns_counter.flags, bpf/pidgen.h
-const FLAG_FIRST_SEEN_LATE = 0x1;
-const FLAG_SEEDED = 0x2;
 
 export interface GuardOptions {
   /**
@@ -96,23 +105,18 @@ export interface AllocationEvent {
   exactStart: boolean;
 }
 
-// struct pidgen_alloc_event, bpf/pidgen.h: u64 start_ns, u64 ino, u32 inum,
-// u32 nr, u32 flags, u32 reserved.
-const EVENT_SIZE = 32;
-const EVENT_THREAD = 0x1;
-const EVENT_EXACT_START = 0x2;
-
 /** Parses packed allocation records without a native call per record. */
 export function parseAllocationEvents(records: Uint8Array): AllocationEvent[] {
   const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
   const events: AllocationEvent[] = [];
-  for (let offset = 0; offset + EVENT_SIZE <= records.byteLength; offset += EVENT_SIZE) {
-    const flags = view.getUint32(offset + 24, true);
+  const E = ALLOC_EVENT;
+  for (let offset = 0; offset + E.size <= records.byteLength; offset += E.size) {
+    const flags = view.getUint32(offset + E.flags, true);
     events.push({
-      startNs: view.getBigUint64(offset, true),
-      ino: view.getBigUint64(offset + 8, true),
-      inum: view.getUint32(offset + 16, true),
-      nr: view.getUint32(offset + 20, true),
+      startNs: view.getBigUint64(offset + E.startNs, true),
+      ino: view.getBigUint64(offset + E.ino, true),
+      inum: view.getUint32(offset + E.inum, true),
+      nr: view.getUint32(offset + E.nr, true),
       thread: (flags & EVENT_THREAD) !== 0,
       exactStart: (flags & EVENT_EXACT_START) !== 0,
     });
@@ -136,8 +140,8 @@ function toCounter(raw: NativeCounter): NamespaceCounter {
     allocations: raw.allocations,
     lastNr: raw.lastNr,
     bumpedAtNs: raw.bumpedAtNs,
-    seeded: (raw.flags & FLAG_SEEDED) !== 0,
-    firstSeenLate: (raw.flags & FLAG_FIRST_SEEN_LATE) !== 0,
+    seeded: (raw.flags & NS_SEEDED) !== 0,
+    firstSeenLate: (raw.flags & NS_FIRST_SEEN_LATE) !== 0,
   };
 }
 
@@ -194,8 +198,6 @@ export class Guard implements Disposable {
   readonly seededLastNr: number | undefined;
   /** This guard is the counter `pidgen pin` left in bpffs: nothing was loaded. */
   readonly pinned: boolean;
-  /** CLOCK_BOOTTIME when the counter was attached: it has counted since then. */
-  readonly attachedAtNs: bigint;
 
   #handle: NativeGuardHandle;
   #pinDir: string;
@@ -213,7 +215,6 @@ export class Guard implements Disposable {
     this.namespace = namespace;
     this.seededLastNr = seeded;
     this.pinned = handle.pinned;
-    this.attachedAtNs = handle.meta.attachedBoottimeNs;
     this.#pinDir = pinDir;
   }
 
@@ -230,7 +231,7 @@ export class Guard implements Disposable {
     // attached wherever it was, would not honour the request.
     const explicitAttach = options.attach !== undefined && options.attach !== 'auto';
     const pinnedMode = options.pinned ?? (explicitAttach ? 'never' : 'auto');
-    const usePin = pinnedMode !== 'never' && existsSync(`${pinDir}/meta`);
+    const usePin = pinnedMode !== 'never' && existsSync(`${pinDir}/${PIN_NAMES.meta}`);
     if (pinnedMode === 'only' && !usePin) {
       throw new PidgenError(`open pinned guard: nothing pinned at ${pinDir}`, {
         code: 'ENOENT',

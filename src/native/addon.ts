@@ -7,10 +7,10 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { PidgenError } from '../errors.js';
+import type { AttachKind } from '../model/layout.js';
 import { packageRoot } from '../package.js';
 
-/** Attach points the native loader knows, in the kernel's words. */
-export type AttachKind = 'fexit' | 'tp_btf' | 'raw_tp';
+export type { AttachKind } from '../model/layout.js';
 
 /** One namespace's counter as the BPF map holds it. */
 export interface NativeCounter {

@@ -1,12 +1,12 @@
 /**
- * The `pidgen.snapshot/1` JSON format (DESIGN.md "Snapshot format";
+ * The `pidgen.snapshot/1` JSON format (the README's "Snapshot format";
  * schema/snapshot-1.json is the contract trace tools validate against).
  *
  * In memory, nanosecond times and 64-bit counters are bigint. In JSON they are
  * decimal strings: JSON numbers are doubles in most readers, and a boottime
  * in nanoseconds or a pidfs inode can exceed 2^53.
  *
- * Keys are written in the order DESIGN.md lists them, so two snapshots diff
+ * Keys are written in the order the schema lists them, so two snapshots diff
  * line by line; optional fields are left out, never written as null.
  */
 
@@ -20,7 +20,7 @@ import {
   type SnapshotSource,
   type ThreadEntry,
   type UnreadableField,
-} from '../snapshot/types.js';
+} from '../model/snapshot.js';
 
 /** A decimal string holding an unsigned 64-bit integer, e.g. `"18446744073709551615"`. */
 export type U64String = string;
@@ -236,7 +236,7 @@ function statsToJson(stats: Snapshot['stats']): SnapshotJson['stats'] {
 
 // --- reading ---------------------------------------------------------------
 
-const GUARD_KINDS = ['bpf', 'netlink', 'cursor', 'none'] as const satisfies readonly GuardKind[];
+const GUARD_KINDS = ['bpf', 'cursor', 'none'] as const satisfies readonly GuardKind[];
 const SOURCES = ['procfs', 'bpf-iter'] as const satisfies readonly SnapshotSource[];
 const UNREADABLE_FIELDS = ['stat', 'status', 'cmdline', 'threads', 'uid', 'pidfdIno'] as const satisfies readonly UnreadableField[];
 const LOSSY_FIELDS = ['comm', 'cmdline'] as const;

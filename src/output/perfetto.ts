@@ -1,5 +1,5 @@
 /**
- * The Perfetto output (issue 6): a snapshot as a Perfetto `Trace`, for the
+ * The Perfetto output: a snapshot as a Perfetto `Trace`, for the
  * Perfetto UI and trace_processor, standalone or added to a recorded trace.
  *
  * Written with protobufjs from proto/perfetto_subset.proto, which mirrors
@@ -17,7 +17,7 @@
  *
  * ProcessTree fields follow traced_probes (src/traced/probes/ps/
  * process_stats_data_source.cc): `pid` is the root-namespace PID and `nspid`
- * the PID seen from the scanning namespace (DESIGN.md); an empty argv (kernel
+ * the PID seen from the scanning namespace; an empty argv (kernel
  * threads, zombies) is written as the comm with `cmdline_is_comm`. Fields the
  * walker could not read (`unreadable`) are left out, never guessed.
  *
@@ -53,7 +53,7 @@
  *   keeps it).
  * - `sched_process_free` for the old task is deliberately not written: it
  *   fires after the PID is freed, so it can follow the new task's creation
- *   (DESIGN.md), and ProcessTracker::EndThread would then end the new task.
+ *   (release_task() frees the PID first), and ProcessTracker::EndThread would then end the new task.
  *
  * Limits, from the same code:
  * - FtraceParser::MaybeOnFirstFtraceEvent drops ftrace events before the
@@ -73,7 +73,7 @@ import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { PidgenError } from '../errors.js';
 import { packageRoot } from '../package.js';
-import type { ProcessEntry, Snapshot, ThreadEntry } from '../snapshot/types.js';
+import type { ProcessEntry, Snapshot, ThreadEntry } from '../model/snapshot.js';
 
 /** Absolute path of the .proto the writer encodes with; it ships in the package. */
 export const PERFETTO_PROTO_PATH = join(packageRoot, 'proto', 'perfetto_subset.proto');
@@ -88,9 +88,6 @@ export const BUILTIN_CLOCK_BOOTTIME = 6;
  * packets use no per-sequence (incremental) state.
  */
 export const PIDGEN_SEQUENCE_ID = 0x7069_6467;
-
-/** /proc start times are in USER_HZ ticks of 10 ms (DESIGN.md). */
-const TICK_NS = 10_000_000n;
 
 // clone(2) flags of the synthesized task_newtask. trace_processor only tests
 // CLONE_THREAD; the rest are the least a real clone of that kind carries
@@ -265,7 +262,7 @@ function buildPackets(snapshot: Snapshot, options: PerfettoOptions): PacketMessa
   for (const process of snapshot.processes) {
     const rootPid = mapper.map(process.pid);
     if (rootPid === undefined) continue;
-    const processReuse = reuses.owning(process.pid, process.startNs, process.startExact);
+    const processReuse = reuses.owning(process.pid, process.pid);
     const processTs = processReuse === undefined ? windowStart : processReuse + 1n;
     const rootPpid = mapper.parent(process);
     treeAt(processTs).processes.push(processMessage(process, rootPid, rootPpid, mapper.namespaced));
@@ -288,7 +285,7 @@ function buildPackets(snapshot: Snapshot, options: PerfettoOptions): PacketMessa
       if (rootTid === undefined) continue;
       // A thread belongs to the process entry it is listed under, so it can
       // be described no earlier than that entry.
-      const threadReuse = thread.tid === process.pid ? processReuse : reuses.owning(thread.tid, thread.startNs, false);
+      const threadReuse = thread.tid === process.pid ? processReuse : reuses.owning(thread.tid, process.pid);
       const threadTs = threadReuse === undefined ? processTs : maxBig(processTs, threadReuse + 1n);
       treeAt(threadTs).threads.push(threadMessage(thread, rootTid, rootPid, mapper.namespaced));
 
@@ -408,9 +405,9 @@ class PidMapper {
   }
 }
 
-/** The snapshot's `reused` list, by number. */
+/** The snapshot's `reused` list, by number and by the entry that holds it after. */
 class ReuseIndex {
-  private readonly byNumber = new Map<number, bigint[]>();
+  private readonly byHolder = new Map<string, bigint>();
   private readonly unique: { pid: number; atNs: bigint }[] = [];
 
   constructor(snapshot: Snapshot) {
@@ -420,11 +417,8 @@ class ReuseIndex {
       if (seen.has(key)) continue;
       seen.add(key);
       this.unique.push({ pid: reuse.pid, atNs: reuse.atNs });
-      const times = this.byNumber.get(reuse.pid) ?? [];
-      times.push(reuse.atNs);
-      this.byNumber.set(reuse.pid, times);
+      if (reuse.holder !== undefined) this.byHolder.set(`${reuse.pid}/${reuse.holder}`, reuse.atNs);
     }
-    for (const times of this.byNumber.values()) times.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
 
   static key(pid: number, atNs: bigint): string {
@@ -436,18 +430,12 @@ class ReuseIndex {
   }
 
   /**
-   * The reuse that made the task started at `startNs` the holder of `pid`:
-   * the latest one not after its start. Undefined when the task held the
-   * number before every reuse (or there is none). A start read from /proc
-   * ticks is floored to 10 ms, so the true start may be up to a tick later.
+   * The hand-over that made process `holder` (or one of its threads) the
+   * holder of number `nr`, as the algorithm recorded it; undefined when the
+   * entry held the number for the whole window.
    */
-  owning(pid: number, startNs: bigint, exact: boolean): bigint | undefined {
-    const times = this.byNumber.get(pid);
-    if (!times) return undefined;
-    const latestPossibleStart = exact ? startNs : startNs + TICK_NS - 1n;
-    let owner: bigint | undefined;
-    for (const atNs of times) if (atNs <= latestPossibleStart) owner = atNs;
-    return owner;
+  owning(nr: number, holder: number): bigint | undefined {
+    return this.byHolder.get(`${nr}/${holder}`);
   }
 }
 

@@ -8,7 +8,7 @@
  * terminal, and the escaped text still reads back unambiguously.
  */
 
-import type { ProcessEntry, Snapshot } from '../snapshot/types.js';
+import type { ProcessEntry, Snapshot } from '../model/snapshot.js';
 
 /** Lines are kept to about this many characters by truncating CMDLINE. */
 const LINE_WIDTH = 160;

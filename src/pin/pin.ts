@@ -13,19 +13,14 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { fsError, PidgenError } from '../errors.js';
-import { DEFAULT_PIN_DIR, Guard, type NamespaceCounter } from '../guard/guard.js';
+import { Guard, type NamespaceCounter } from '../guard/guard.js';
 import { TaskIterator } from '../iter/task-iter.js';
 import { mountsOfType } from '../host/mounts.js';
+import { attachPointOfId, DEFAULT_PIN_DIR, PIN_NAMES, PINNED_ITER, PINNED_ITER_SLEEPABLE } from '../model/layout.js';
 import { nativeAddon, type NativeMeta } from '../native/addon.js';
 
 /** Every name `pidgen pin` creates; `unpin` removes these and nothing else. */
-export const PINNED_NAMES = ['link', 'iter', 'ns', 'log', 'bss', 'iter_bss', 'meta'] as const;
-
-const ATTACH_BY_ID: Record<number, string> = {
-  1: 'fexit/alloc_pid',
-  2: 'tp_btf/task_newtask',
-  3: 'raw_tp/task_newtask',
-};
+export const PINNED_NAMES = Object.values(PIN_NAMES);
 
 export interface PinInfo {
   dir: string;
@@ -43,8 +38,8 @@ function toInfo(dir: string, meta: NativeMeta): PinInfo {
   return {
     dir,
     layoutVersion: meta.layoutVersion,
-    attach: ATTACH_BY_ID[meta.attach] ?? `unknown (${meta.attach})`,
-    ...(meta.iter & 0x1 ? { iterator: { cmdlineFrom: meta.iter & 0x2 ? ('bpf' as const) : ('procfs' as const) } } : {}),
+    attach: attachPointOfId(meta.attach) ?? `unknown (${meta.attach})`,
+    ...(meta.iter & PINNED_ITER ? { iterator: { cmdlineFrom: meta.iter & PINNED_ITER_SLEEPABLE ? ('bpf' as const) : ('procfs' as const) } } : {}),
     attachedBoottimeNs: meta.attachedBoottimeNs,
     attachedAt: new Date(Number(meta.attachedRealtimeNs / 1_000_000n)),
   };
@@ -52,7 +47,7 @@ function toInfo(dir: string, meta: NativeMeta): PinInfo {
 
 /** The pin's meta record, or undefined when nothing is pinned at dir. */
 export function readPinned(dir = DEFAULT_PIN_DIR): PinInfo | undefined {
-  if (!existsSync(`${dir}/meta`)) return undefined;
+  if (!existsSync(`${dir}/${PIN_NAMES.meta}`)) return undefined;
   return toInfo(dir, nativeAddon().readPinnedMeta(dir));
 }
 

@@ -2,10 +2,8 @@
 // exactly as read; nothing here touches the filesystem, so every quirk can be
 // tested from a captured file (test/fixtures/proc/).
 
+import { PF_KTHREAD, USER_HZ } from '../model/layout.js';
 import { decodeComm, decodeUtf8 } from './decode.js';
-
-/** task->flags bit for kernel threads (include/linux/sched.h). */
-export const PF_KTHREAD = 0x00200000;
 
 /** Facts from `/proc/<pid>/stat` or `/proc/<pid>/task/<tid>/stat`. */
 export interface ProcStat {
@@ -32,11 +30,8 @@ export interface ProcStatus {
   /** Present whenever name is: true when it had non-UTF-8 bytes. */
   nameLossy?: boolean;
   tgid?: number;
-  ppid?: number;
   /** The real uid: the first of the four numbers on the `Uid:` line. */
   uid?: number;
-  /** The state letter, e.g. `S` from `S (sleeping)`. */
-  state?: string;
 }
 
 /** `/proc/<pid>/cmdline` split into arguments. */
@@ -238,13 +233,8 @@ export function parseStatus(bytes: Uint8Array): ProcStatus {
         result.nameLossy = lossy;
         break;
       }
-      case 'State': {
-        const letter = line.toString('latin1', valueStart).trim().split(/\s+/)[0];
-        if (letter !== undefined && letter.length === 1) result.state = letter;
-        break;
-      }
+      // State and PPid come from stat, which is read through the same fd.
       case 'Tgid':
-      case 'PPid':
       case 'Uid': {
         // "Uid:\treal\teffective\tsaved\tfs": the first number is the real
         // uid, who started the process, which is what Perfetto's process
@@ -252,7 +242,6 @@ export function parseStatus(bytes: Uint8Array): ProcStatus {
         const number = firstNumber(line.toString('latin1', valueStart));
         if (number === undefined) break;
         if (key === 'Tgid') result.tgid = number;
-        else if (key === 'PPid') result.ppid = number;
         else result.uid = number;
         break;
       }
@@ -307,7 +296,7 @@ const NS_PER_SECOND = 1_000_000_000n;
  * start time. USER_HZ is 100 on every architecture Linux still ships, but
  * callers can pass sysconf(_SC_CLK_TCK).
  */
-export function ticksToNs(ticks: bigint, userHz = 100n): bigint {
+export function ticksToNs(ticks: bigint, userHz = BigInt(USER_HZ)): bigint {
   if (userHz <= 0n) throw new RangeError(`ticksToNs: userHz must be positive, got ${userHz}`);
   return (ticks * NS_PER_SECOND) / userHz;
 }

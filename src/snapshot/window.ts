@@ -8,17 +8,17 @@ import { fsError } from '../errors.js';
 import { Guard, type AllocationEvent } from '../guard/guard.js';
 import { readNsLastPid, readPidMax } from '../host/pidns.js';
 import { nativeAddon } from '../native/addon.js';
-import type { GuardKind } from './types.js';
+import type { GuardKind } from '../model/snapshot.js';
 
 export interface Checkpoint {
   /** CLOCK_BOOTTIME when the checkpoint was taken: the window ends here if this is the last. */
   endNs: bigint;
   /**
    * Numbers certainly handed to a new task since the previous checkpoint,
-   * the latest event for each (the bpf guard's log); null when the tracker
-   * cannot say (lost log records, no log, or a possible wrap).
+   * each with its events in log order (the bpf guard's log); null when the
+   * tracker cannot say (lost log records, no log, or a possible wrap).
    */
-  taken: Map<number, AllocationEvent> | null;
+  taken: Map<number, AllocationEvent[]> | null;
   /**
    * Without a log: whether a number may have been handed out since the
    * previous checkpoint (the cursor guard's swept range). Entries it names
@@ -97,9 +97,14 @@ export class BpfWindowTracker implements WindowTracker {
     if (before && (health.readErrors !== before.readErrors || health.nsMapFull !== before.nsMapFull)) {
       return { endNs, taken: null, reason: 'the BPF side missed allocations (kernel read error or namespace map full)' };
     }
-    const taken = new Map<number, AllocationEvent>();
+    const taken = new Map<number, AllocationEvent[]>();
     const namespace = this.#guard.namespace;
-    for (const event of events) if (event.inum === namespace) taken.set(event.nr, event);
+    for (const event of events) {
+      if (event.inum !== namespace) continue;
+      const forNumber = taken.get(event.nr);
+      if (forNumber) forNumber.push(event);
+      else taken.set(event.nr, [event]);
+    }
     return { endNs, taken };
   }
 

@@ -46,7 +46,7 @@
 //      must appear with its PID (a process entry; a thread as a thread of its
 //      process entry). "Alive" here means holding its PID, which includes
 //      being a zombie; the log does not say when a child exited.
-import type { ProcessEntry, Snapshot, ThreadEntry } from '../../src/snapshot/types.js';
+import type { ProcessEntry, Snapshot, ThreadEntry } from '../../src/index.js';
 
 export type TaskKind = 'child' | 'long' | 'thread';
 

@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { installSnapshotHooks } from '../../dist/src/snapshot/hooks.js';
 import { snapshot } from '../../dist/src/snapshot/snapshot.js';
 import { toJSONObject } from '../../dist/src/output/json.js';
 
@@ -17,9 +18,7 @@ const startOf = (pid) => {
 const old = spawn('sleep', ['1000'], { stdio: 'ignore' });
 await once(old, 'spawn');
 let fresh;
-const result = await snapshot({
-  guard: 'bpf',
-  maxAttempts,
+installSnapshotHooks({
   afterFirstWalk: async () => {
     const exited = once(old, 'exit');
     old.kill('SIGKILL');
@@ -29,6 +28,7 @@ const result = await snapshot({
     await once(fresh, 'spawn');
   },
 });
+const result = await snapshot({ guard: 'bpf', maxAttempts });
 const report = {
   oldPid: old.pid,
   freshPid: fresh.pid,

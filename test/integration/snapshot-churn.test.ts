@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Snapshot } from '../../src/snapshot/types.js';
+import type { Snapshot } from '../../src/index.js';
 import {
   boundStats,
   checkSnapshotDetailed,

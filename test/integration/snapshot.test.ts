@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readProcessEntries } from '../../src/procfs/walker.js';
+import { readProcessEntries } from '../../src/source/procfs.js';
 import { snapshot } from '../../src/snapshot/snapshot.js';
 import { runCli } from '../helpers/cli.js';
 import { expectNothingLeft, isRoot } from '../helpers/kernel.js';

@@ -8,16 +8,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
+import { installSnapshotHooks } from '../../src/snapshot/hooks.js';
 import { snapshot } from '../../src/snapshot/snapshot.js';
-import { CLI, runCli } from '../helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
 import { expectNothingLeft, isRoot, pidgenKernelObjects } from '../helpers/kernel.js';
 
 const nothing = { progs: [], links: [], maps: [] };
 
-/** Starts `pidgen snapshot` held at a point (PIDGEN_TEST_HOLD), waits until it is there. */
+const HELD_CLI = join(import.meta.dirname, '..', 'helpers', 'held-cli.mjs');
+
+/** Starts `pidgen snapshot` held at a point (test/helpers/held-cli.mjs), waits until it is there. */
 async function heldSnapshot(point: 'after-walk' | 'before-rename', args: string[] = []) {
-  const child = spawn(process.execPath, [CLI, 'snapshot', '--guard', 'bpf', ...args], {
-    env: { ...process.env, PIDGEN_TEST_HOLD: point },
+  const child = spawn(process.execPath, [HELD_CLI, point, 'snapshot', '--guard', 'bpf', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -40,16 +42,18 @@ describe.runIf(isRoot)('[kernel] teardown leaves nothing in the kernel', () => {
   });
 
   it('an error thrown in the middle of a snapshot (library): the promise rejects and the guard is closed', async () => {
-    await expect(
-      snapshot({
-        guard: 'bpf',
-        afterFirstWalk: () => {
-          // Loaded right now, mid-window.
-          expect(pidgenKernelObjects().progs.length).toBeGreaterThan(0);
-          throw new Error('boom mid-snapshot');
-        },
-      }),
-    ).rejects.toThrow('boom mid-snapshot');
+    installSnapshotHooks({
+      afterFirstWalk: () => {
+        // Loaded right now, mid-window.
+        expect(pidgenKernelObjects().progs.length).toBeGreaterThan(0);
+        throw new Error('boom mid-snapshot');
+      },
+    });
+    try {
+      await expect(snapshot({ guard: 'bpf' })).rejects.toThrow('boom mid-snapshot');
+    } finally {
+      installSnapshotHooks({});
+    }
     expect(await expectNothingLeft()).toEqual(nothing);
   });
 

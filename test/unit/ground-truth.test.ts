@@ -3,7 +3,7 @@
 // ambiguous cases.
 import { describe, expect, it } from 'vitest';
 import { boundStats, checkSnapshot, checkSnapshotDetailed, parseChurnLog, reviveSnapshot } from '../helpers/ground-truth.js';
-import { SNAPSHOT_SCHEMA, type ProcessEntry, type ReusedPid, type Snapshot, type ThreadEntry } from '../../src/snapshot/types.js';
+import { SNAPSHOT_SCHEMA, type ProcessEntry, type ReusedPid, type Snapshot, type ThreadEntry } from '../../src/index.js';
 
 // Times in ms from an arbitrary boot offset, written out in ns.
 const BASE = 5_000_000_000_000n;

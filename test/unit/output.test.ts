@@ -11,7 +11,7 @@ import { PidgenError } from '../../src/errors.js';
 import { removePendingTempFiles, writeFileAtomic } from '../../src/output/atomic-write.js';
 import { fromJSON, toJSON, toJSONL, toJSONObject } from '../../src/output/json.js';
 import { toTable } from '../../src/output/table.js';
-import type { Snapshot } from '../../src/snapshot/types.js';
+import type { Snapshot } from '../../src/model/snapshot.js';
 
 // Both above Number.MAX_SAFE_INTEGER (2^53 - 1): a double would round them.
 const BIG_INO = 9_007_199_254_740_993n; // 2^53 + 1
@@ -136,7 +136,7 @@ describe('pidgen.snapshot/1 JSON', () => {
     expect(back.guard.generationAfter).toBe(BIG_GENERATION);
   });
 
-  it('keys come in DESIGN.md order and absent optional fields are omitted, not null', () => {
+  it('keys come in schema order and absent optional fields are omitted, not null', () => {
     const doc = JSON.parse(toJSON(sampleSnapshot())) as Record<string, unknown>;
     expect(Object.keys(doc)).toEqual([
       'schema', 'host', 'pidNamespace', 'clock', 'window', 'source', 'guard', 'coherent', 'attempts', 'reused', 'processes', 'stats',

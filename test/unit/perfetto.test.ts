@@ -9,7 +9,7 @@ import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { PidgenError } from '../../src/errors.js';
 import { appendPerfetto, BUILTIN_CLOCK_BOOTTIME, PIDGEN_SEQUENCE_ID, toPerfetto } from '../../src/output/perfetto.js';
-import type { ProcessEntry, Snapshot } from '../../src/snapshot/types.js';
+import type { ProcessEntry, Snapshot } from '../../src/model/snapshot.js';
 
 const PROTO = join(import.meta.dirname, '..', '..', 'proto', 'perfetto_subset.proto');
 const root = new protobuf.Root().loadSync(PROTO, { keepCase: true });
@@ -271,13 +271,15 @@ describe('perfetto output: PID reuse inside the window', () => {
         threads: [{ tid: 1900, comm: 'kworker/0:3', state: 'I', startNs: (T_KTHREAD / TICK) * TICK }],
       },
     );
-    // Sorted by pid, as the snapshot writes them, not by time.
+    // Sorted by pid, as the snapshot writes them, not by time. `holder` is
+    // the entry that is the new task, as the algorithm records it: none for
+    // 1700 (the new task is gone) and 1800 (the entry is the old holder).
     return snapshotOf(processes, [
-      { pid: 1203, atNs: T_THREAD },
-      { pid: 1600, atNs: T_PROC },
+      { pid: 1203, atNs: T_THREAD, holder: processes[2]!.pid },
+      { pid: 1600, atNs: T_PROC, holder: 1600 },
       { pid: 1700, atNs: T_GONE },
       { pid: 1800, atNs: T_OLD },
-      { pid: 1900, atNs: T_KTHREAD },
+      { pid: 1900, atNs: T_KTHREAD, holder: 1900 },
     ]);
   }
 

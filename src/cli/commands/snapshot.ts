@@ -5,8 +5,9 @@ import { INIT_PID_NAMESPACE } from '../../host/pidns.js';
 import { writeFileAtomic, removePendingTempFiles } from '../../output/atomic-write.js';
 import { toJSON, toJSONL } from '../../output/json.js';
 import { toTable } from '../../output/table.js';
+import { snapshotHooks } from '../../snapshot/hooks.js';
 import { snapshot, type GuardChoice } from '../../snapshot/snapshot.js';
-import type { Snapshot } from '../../snapshot/types.js';
+import type { Snapshot } from '../../model/snapshot.js';
 import { EXIT_NOT_COHERENT, EXIT_OK } from '../report.js';
 
 export type SnapshotFormat = 'json' | 'jsonl' | 'table' | 'perfetto';
@@ -76,20 +77,6 @@ function onSignalCleanUp(): () => void {
   };
 }
 
-/**
- * Test seam for the teardown tests: PIDGEN_TEST_HOLD=after-walk or
- * before-rename makes the command stop at that point, say so on stderr, and
- * wait for a signal. Nothing else reads it.
- */
-function holdAt(point: 'after-walk' | 'before-rename'): (() => Promise<void>) | undefined {
-  if (process.env.PIDGEN_TEST_HOLD !== point) return undefined;
-  return () => {
-    process.stderr.write(`pidgen: test hold: ${point}\n`);
-    // A pending promise alone would let Node exit; a timer keeps it waiting.
-    return new Promise<void>(() => setInterval(() => {}, 1 << 30));
-  };
-}
-
 export async function runSnapshot(options: SnapshotCommandOptions, out: (text: string | Uint8Array) => void): Promise<number> {
   if (options.append && (options.format !== 'perfetto' || options.output === undefined)) {
     throw new UsageError('--append needs --format perfetto and -o FILE (the trace to add the baseline to)');
@@ -105,7 +92,6 @@ export async function runSnapshot(options: SnapshotCommandOptions, out: (text: s
       threads: options.threads,
       maxAttempts: options.maxAttempts,
       verbose: options.verbose ?? false,
-      ...(holdAt('after-walk') ? { afterFirstWalk: holdAt('after-walk')! } : {}),
     });
     if (result.guard.kind === 'cursor' && options.guard === 'auto') {
       process.stderr.write('pidgen: notice: no BPF guard here (not root?); using the unprivileged cursor guard\n');
@@ -114,7 +100,8 @@ export async function runSnapshot(options: SnapshotCommandOptions, out: (text: s
     const format = options.format ?? (options.output === undefined && process.stdout.isTTY ? 'table' : 'json');
     const text =
       format === 'perfetto' ? await renderPerfetto(result, options.append ? options.output : undefined) : render(result, format);
-    const beforeRename = holdAt('before-rename');
+    // A test seam (snapshot/hooks.ts); nothing in pidgen installs it.
+    const { beforeRename } = snapshotHooks();
     if (options.output !== undefined) await writeFileAtomic(options.output, text, beforeRename ? { beforeRename } : {});
     else out(text);
     if (options.requireCoherent && !result.coherent) {

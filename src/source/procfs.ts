@@ -1,29 +1,20 @@
 /**
  * The procfs source: lists a /proc and turns raw reads into entries.
  * Reads go through the native batch primitive (one directory fd per process,
- * see native/proc_reader.h); parsing and every decision about what a failed
- * read means live here.
+ * see native/proc_reader.h); parsing is procfs/parse.ts, and what a failed
+ * read means is outcome.ts.
  */
 import { readdirSync } from 'node:fs';
 import { fsError } from '../errors.js';
+import type { ProcessEntry, ThreadEntry, UnreadableField } from '../model/snapshot.js';
 import { nativeAddon, type NativeProcessRead } from '../native/addon.js';
-import type { ProcessEntry, ThreadEntry, UnreadableField } from '../snapshot/types.js';
-import { parseCmdline, parseStat, parseStatus, ticksToNs, type ProcStat } from './parse.js';
+import { parseCmdline, parseStat, parseStatus, ticksToNs, type ProcStat } from '../procfs/parse.js';
+import { readOutcome } from './outcome.js';
+import type { ReadSettings, Source } from './source.js';
 
-const ENOENT = 2;
-const ESRCH = 3;
 const EINVAL = 22;
 
-/** A task that is gone: it died (ESRCH) or was reaped (ENOENT) after readdir. */
-function isGone(errno: number | undefined): boolean {
-  return errno === ENOENT || errno === ESRCH;
-}
-
-export interface ReadOptions {
-  threads: boolean;
-  /** Read the pidfs inode (kernels >= 6.9 only; earlier ones share one inode). */
-  pidfd: boolean;
-}
+export type ReadOptions = Pick<ReadSettings, 'threads' | 'pidfd'>;
 
 /** The PIDs a /proc lists right now (its numeric entries), ascending. */
 export function listPids(procRoot: string): number[] {
@@ -55,13 +46,8 @@ function safeParseStat(bytes: Buffer): ProcStat | undefined {
  * leave a partial entry that names what is missing.
  */
 export function toProcessEntry(read: NativeProcessRead): ProcessEntry | undefined {
-  if (read.openErr !== undefined) {
-    if (isGone(read.openErr)) return undefined;
-    return partialEntry(read.pid, ['stat', 'status', 'cmdline', 'threads', 'uid']);
-  }
-  if (isGone(read.statErr) || isGone(read.statusErr) || isGone(read.cmdlineErr) || isGone(read.threadsErr)) {
-    return undefined;
-  }
+  if (readOutcome(read) === 'gone') return undefined;
+  if (read.openErr !== undefined) return partialEntry(read.pid, ['stat', 'status', 'cmdline', 'threads', 'uid']);
   // pidfd_open refuses a TID that is not a thread-group leader: the number
   // names a thread, not a process. Status's Tgid (below) says so exactly;
   // this is the fallback for when status could not be read.
@@ -174,3 +160,17 @@ export function readProcessEntries(procRoot: string, pids: readonly number[], op
 }
 
 const READ_BATCH = 256;
+
+/** The /proc walk as a {@link Source}. */
+export class ProcfsSource implements Source {
+  readonly kind = 'procfs' as const;
+  constructor(private readonly settings: ReadSettings) {}
+
+  walk(): ProcessEntry[] {
+    return readProcessEntries(this.settings.procRoot, listPids(this.settings.procRoot), this.settings);
+  }
+
+  reread(pids: readonly number[]): Map<number, ProcessEntry> {
+    return new Map(readProcessEntries(this.settings.procRoot, pids, this.settings).map((e) => [e.pid, e]));
+  }
+}

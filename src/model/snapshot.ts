@@ -1,13 +1,16 @@
 /**
- * The snapshot, as the library returns it and as `pidgen.snapshot/1` JSON
- * carries it (DESIGN.md). In memory, nanosecond times and 64-bit counters are
+ * The snapshot model: the records every part of pidgen reads and writes.
+ * Sources produce entries, the coherence algorithm decides over them, and
+ * outputs render them; all three import this file and nothing imports
+ * upwards from it. As the library returns it and as `pidgen.snapshot/1`
+ * JSON carries it: in memory, nanosecond times and 64-bit counters are
  * bigint; in JSON they are decimal strings (see output/json.ts).
  */
 
 export const SNAPSHOT_SCHEMA = 'pidgen.snapshot/1';
 
 export type SnapshotSource = 'procfs' | 'bpf-iter';
-export type GuardKind = 'bpf' | 'netlink' | 'cursor' | 'none';
+export type GuardKind = 'bpf' | 'cursor' | 'none';
 
 /** Per-process fields that could not be read (EACCES, e.g. a hidepid= mount). */
 export type UnreadableField = 'stat' | 'status' | 'cmdline' | 'threads' | 'uid' | 'pidfdIno';
@@ -43,10 +46,18 @@ export interface ProcessEntry {
   lossy?: ('comm' | 'cmdline')[];
 }
 
+/** A PID number that changed hands inside the window. */
 export interface ReusedPid {
   pid: number;
   /** CLOCK_BOOTTIME nanoseconds at which the new task took the PID. */
   atNs: bigint;
+  /**
+   * In memory only: the pid of the process entry that is the new task (the
+   * process itself, or the process the new thread belongs to), when the new
+   * task is in the snapshot. The algorithm knows it from the log; outputs
+   * read it instead of working it out again.
+   */
+  holder?: number;
 }
 
 export interface Snapshot {

@@ -3,8 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { toProcessEntry } from '../../src/procfs/walker.js';
-import { listPids } from '../../src/procfs/walker.js';
+import { toProcessEntry } from '../../src/source/procfs.js';
+import { listPids } from '../../src/source/procfs.js';
 
 const fixture = (name: string) => readFileSync(join(import.meta.dirname, '..', 'fixtures', 'proc', name));
 const EACCES = 13;

@@ -1,0 +1,346 @@
+/**
+ * The coherence algorithm: a walk bracketed by the guard, in named phases.
+ *
+ *   walk         one full pass of the source, with the window open
+ *   checkpoint   the tracker names the numbers handed out since the last one
+ *   suspects     the claims those numbers touch (they may describe the old task)
+ *   late records claims on tasks that started after the log was armed but
+ *                have no record yet: wait a moment for it, else suspect them
+ *   repair       re-read the suspects' processes through the source, or, out
+ *                of attempts, drop the suspects
+ *   finish       exact starts, the hand-overs, the verdict
+ *
+ * At each checkpoint the log names exactly the PID numbers handed to a new
+ * task since the last one. Only entries those numbers touch are repaired, so
+ * each pass reads a few PIDs, not the whole /proc, and it converges even when
+ * PIDs wrap faster than a full scan completes; a full rescan happens only
+ * when the log lost records.
+ *
+ * Why the log and not the generation alone: an unchanged generation means
+ * no number was allocated twice in the window, but a number from an earlier
+ * cycle whose task dies mid-walk can be handed out again without any wrap in
+ * the window. The generation is still reported; the decision uses the log.
+ *
+ * Nothing here touches the kernel or /proc directly: the tracker and the
+ * source are seams (window.ts, source/source.ts), so each phase is tested
+ * with fakes.
+ */
+import type { AllocationEvent } from '../guard/guard.js';
+import { decidedByInode, sameTask } from '../model/identity.js';
+import { floorToTick, TICK_NS } from '../model/layout.js';
+import type { ProcessEntry, ReusedPid } from '../model/snapshot.js';
+import type { Source } from '../source/source.js';
+import { EntrySet, type Claim } from './entry-set.js';
+import type { Checkpoint, WindowTracker } from './window.js';
+
+/**
+ * How long the last checkpoint waits for the log record of a task that
+ * started inside the window but has not been logged yet. task_newtask fires
+ * a few instructions after the task becomes visible in /proc, so a walk can
+ * see a task whose record is still on its way.
+ */
+export const LATE_RECORD_WAIT_MS = 20;
+
+export interface CoherenceSettings {
+  /** Passes (the walk plus repairs) before giving up. */
+  maxAttempts: number;
+}
+
+export interface CoherenceHooks {
+  afterFirstWalk?: () => void | Promise<void>;
+}
+
+/** What the algorithm concluded about one window. */
+export interface WindowOutcome {
+  window: { startNs: bigint; endNs: bigint };
+  generationBefore: bigint | undefined;
+  generationAfter: bigint | undefined;
+  coherent: boolean;
+  reason?: string;
+  attempts: number;
+  reused: ReusedPid[];
+  /** Sorted by pid. */
+  processes: ProcessEntry[];
+  repaired: number;
+  fullScans: number;
+}
+
+/** The state of one run of the algorithm, across its windows and passes. */
+interface Run {
+  startNs: bigint;
+  endNs: bigint;
+  generationBefore: bigint | undefined;
+  /**
+   * Tasks that started at or after this began after the log was armed, so
+   * the log must hold their record: the window start for exact start times,
+   * the next whole tick for /proc's tick-precision ones.
+   */
+  loggedSinceTick: bigint;
+  attempts: number;
+  fullScans: number;
+  repaired: number;
+  entries: EntrySet;
+  /** Every number taken since the window started: its events in log order. */
+  taken: Map<number, AllocationEvent[]>;
+  waitingSince: number | undefined;
+}
+
+type Verdict = { coherent: true } | { coherent: false; reason: string };
+
+export async function walkCoherently(
+  tracker: WindowTracker,
+  source: Source,
+  settings: CoherenceSettings,
+  hooks: CoherenceHooks = {},
+): Promise<WindowOutcome> {
+  const run = openWindow(tracker, source);
+  await hooks.afterFirstWalk?.();
+  for (;;) {
+    const verdict = await pass(run, tracker, source, settings.maxAttempts);
+    if (verdict) return finish(run, tracker, verdict);
+  }
+}
+
+/** Phase walk: open a window and take one full pass inside it. */
+function openWindow(tracker: WindowTracker, source: Source, previous?: Run): Run {
+  const startNs = tracker.start();
+  return {
+    startNs,
+    endNs: startNs,
+    generationBefore: tracker.generation(),
+    loggedSinceTick: floorToTick(startNs) + TICK_NS,
+    attempts: previous ? previous.attempts + 1 : 1,
+    fullScans: previous ? previous.fullScans + 1 : 1,
+    repaired: previous?.repaired ?? 0,
+    entries: new EntrySet(source.walk()),
+    taken: new Map(),
+    waitingSince: undefined,
+  };
+}
+
+/**
+ * One checkpoint and what follows from it. Returns the verdict when the run
+ * is over, undefined when another checkpoint must follow.
+ */
+async function pass(run: Run, tracker: WindowTracker, source: Source, maxAttempts: number): Promise<Verdict | undefined> {
+  const checkpoint = tracker.checkpoint();
+  run.endNs = checkpoint.endNs;
+  if (checkpoint.taken === null) return lostTrack(run, tracker, source, checkpoint, maxAttempts);
+  recordTaken(run, checkpoint.taken);
+
+  const unverified = unverifiedNumbers(run.entries, checkpoint);
+  if (unverified.size > 0) {
+    if (run.attempts >= maxAttempts) {
+      return { coherent: false, reason: `could not rule out reuse of ${unverified.size} PID(s) without an allocation log; gave up after ${run.attempts} attempts` };
+    }
+    run.attempts++;
+    run.repaired += verifyByRereading(run, unverified, source);
+    return undefined;
+  }
+
+  const suspects = findSuspects(run.entries, checkpoint.taken);
+  if (suspects.length === 0 && tracker.hasLog) {
+    const unlogged = unloggedClaims(run);
+    if (unlogged.length > 0 && (await waitedForLateRecords(run))) return undefined;
+    suspects.push(...unlogged);
+  }
+  if (suspects.length === 0) return { coherent: true };
+
+  if (run.attempts >= maxAttempts) {
+    dropSuspects(run, suspects);
+    return { coherent: true };
+  }
+  repair(run, suspects, source);
+  return undefined;
+}
+
+/**
+ * Phase checkpoint, when the tracker cannot say which numbers were taken:
+ * only a new full walk, in a new window, can be vouched for.
+ */
+function lostTrack(run: Run, tracker: WindowTracker, source: Source, checkpoint: Checkpoint, maxAttempts: number): Verdict | undefined {
+  const why = checkpoint.reason ?? 'the guard cannot say which PIDs were taken';
+  if (!tracker.exact) return { coherent: false, reason: why };
+  if (run.attempts >= maxAttempts) return { coherent: false, reason: `${why}; gave up after ${run.attempts} attempts` };
+  Object.assign(run, openWindow(tracker, source, run));
+  return undefined;
+}
+
+function recordTaken(run: Run, taken: ReadonlyMap<number, readonly AllocationEvent[]>): void {
+  for (const [nr, events] of taken) {
+    const all = run.taken.get(nr);
+    if (all) all.push(...events);
+    else run.taken.set(nr, [...events]);
+  }
+}
+
+/**
+ * Phase suspects: the claims this checkpoint's numbers touch. Unless the
+ * entry provably is the new task (a process whose pidfs inode is the latest
+ * holder's), it may describe an old holder.
+ */
+export function findSuspects(entries: EntrySet, taken: ReadonlyMap<number, readonly AllocationEvent[]>): Claim[] {
+  const suspects: Claim[] = [];
+  for (const [nr, events] of taken) {
+    const latest = events[events.length - 1];
+    for (const claim of entries.claimsOf(nr)) {
+      const owner = entries.processes.get(claim.pid);
+      if (claim.nr === claim.pid && latest && latest.ino !== 0n && owner?.pidfdIno === latest.ino) continue;
+      suspects.push(claim);
+    }
+  }
+  return suspects;
+}
+
+/**
+ * Without a log (the cursor guard): the numbers of the walk that may have
+ * been handed out. Their entries are re-read and compared, not trusted.
+ */
+function unverifiedNumbers(entries: EntrySet, checkpoint: Checkpoint): Set<number> {
+  const unverified = new Set<number>();
+  if (checkpoint.mayBeTaken) {
+    for (const nr of entries.numbers()) if (checkpoint.mayBeTaken(nr)) unverified.add(nr);
+  }
+  return unverified;
+}
+
+/**
+ * Re-reads the processes holding numbers that may have been handed out,
+ * keeps what is provably the same task, and drops what is not (it started
+ * inside the window or its predecessor died there; neither must be listed,
+ * and without a log there is no exact time to list it under `reused`).
+ * Returns how many processes were re-read.
+ */
+function verifyByRereading(run: Run, unverified: Set<number>, source: Source): number {
+  const { entries } = run;
+  const windowStartTick = floorToTick(run.startNs);
+  // Without the inode, the start tick decides, which a successor cannot
+  // share if the first task started before the window (a successor starts
+  // inside it).
+  const held = (old: ProcessEntry | ProcessEntry['threads'][number], now: typeof old) =>
+    sameTask(old, now) && (decidedByInode(old, now) || old.startNs < windowStartTick);
+  const owners = new Map<number, ProcessEntry>();
+  for (const nr of unverified) {
+    for (const claim of entries.claimsOf(nr)) {
+      const owner = entries.processes.get(claim.pid);
+      if (owner) owners.set(owner.pid, owner);
+    }
+  }
+  const fresh = source.reread([...owners.keys()]);
+  for (const [pid, old] of owners) {
+    const now = fresh.get(pid);
+    if (!now || (unverified.has(pid) && !held(old, now))) {
+      entries.remove(pid);
+      continue;
+    }
+    const oldThreads = new Map(old.threads.map((t) => [t.tid, t]));
+    now.threads = now.threads.filter((t) => {
+      if (!unverified.has(t.tid)) return true;
+      const before = oldThreads.get(t.tid);
+      return before !== undefined && held(before, t);
+    });
+    entries.put(now);
+  }
+  return owners.size;
+}
+
+/**
+ * Phase late records: claims on tasks that started after the log was armed
+ * but have no record yet.
+ */
+export function unloggedClaims(run: Pick<Run, 'entries' | 'startNs' | 'loggedSinceTick' | 'taken'>): Claim[] {
+  const unlogged: Claim[] = [];
+  for (const claim of run.entries.claimsWithStart()) {
+    const since = claim.exact ? run.startNs : run.loggedSinceTick;
+    if (claim.startNs >= since && !run.taken.has(claim.nr)) unlogged.push({ nr: claim.nr, pid: claim.pid });
+  }
+  return unlogged;
+}
+
+/**
+ * Waits a moment for records still on their way (LATE_RECORD_WAIT_MS in
+ * all). True: look again at the next checkpoint. False: the wait is over,
+ * and the claims never logged are treated as suspects.
+ */
+async function waitedForLateRecords(run: Run): Promise<boolean> {
+  run.waitingSince ??= Date.now();
+  if (Date.now() - run.waitingSince >= LATE_RECORD_WAIT_MS) return false;
+  await new Promise((resolve) => setTimeout(resolve, 1));
+  return true;
+}
+
+/**
+ * Phase repair: re-read only the processes the suspects belong to, each
+ * through a fresh read of one task; the next checkpoint vouches for them.
+ */
+function repair(run: Run, suspects: readonly Claim[], source: Source): void {
+  run.attempts++;
+  const owners = new Set(suspects.map((claim) => claim.pid));
+  run.repaired += owners.size;
+  const fresh = source.reread([...owners]);
+  for (const pid of owners) {
+    const entry = fresh.get(pid);
+    if (entry) run.entries.put(entry);
+    else run.entries.remove(pid);
+  }
+  run.waitingSince = undefined;
+}
+
+/**
+ * Phase repair, out of attempts: drop what cannot be vouched for. Every
+ * suspect's number was handed to a new task inside the window, so the task
+ * its claim describes died in the window or started in it, and neither must
+ * be in the snapshot. What stays is coherent.
+ */
+function dropSuspects(run: Run, suspects: readonly Claim[]): void {
+  for (const claim of suspects) run.entries.drop(claim);
+  run.repaired += suspects.length;
+}
+
+/** Phase finish: exact starts, the hand-overs, the verdict. */
+function finish(run: Run, tracker: WindowTracker, verdict: Verdict): WindowOutcome {
+  const processes = [...run.entries.processes.values()].sort((a, b) => a.pid - b.pid);
+  for (const process of processes) applyExactStart(process, run.taken.get(process.pid));
+  return {
+    window: { startNs: run.startNs, endNs: run.endNs },
+    generationBefore: run.generationBefore,
+    generationAfter: tracker.generation(),
+    coherent: verdict.coherent,
+    ...(verdict.coherent ? {} : { reason: verdict.reason }),
+    attempts: run.attempts,
+    reused: tracker.hasLog ? handOvers(run) : [],
+    processes,
+    repaired: run.repaired,
+    fullScans: run.fullScans,
+  };
+}
+
+/**
+ * The log's start_boottime is exact where /proc has ticks. Used only when
+ * the event provably is this task (same pidfs inode): two tasks can take
+ * one number within one 10 ms tick.
+ */
+function applyExactStart(process: ProcessEntry, events: readonly AllocationEvent[] | undefined): void {
+  const event = events?.[events.length - 1];
+  if (event?.exactStart && !event.thread && event.ino !== 0n && event.ino === process.pidfdIno) {
+    process.startNs = event.startNs;
+    process.startExact = true;
+  }
+}
+
+/**
+ * The numbers of the snapshot that changed hands inside the window, with
+ * the entry that is the new task after the latest hand-over.
+ */
+function handOvers(run: Run): ReusedPid[] {
+  const reused: ReusedPid[] = [];
+  for (const nr of run.entries.numbers()) {
+    const latest = run.taken.get(nr)?.at(-1);
+    if (!latest) continue;
+    // After a coherent verdict every claim on a taken number is the new
+    // task (the others were repaired or dropped), so it is the holder.
+    const holder = run.entries.claimsOf(nr)[0]?.pid;
+    reused.push({ pid: nr, atNs: latest.startNs, ...(holder !== undefined ? { holder } : {}) });
+  }
+  return reused.sort((a, b) => a.pid - b.pid);
+}

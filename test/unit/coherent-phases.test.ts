@@ -1,0 +1,141 @@
+// The coherence algorithm's phases, against a scripted world: a
+// fixture-backed source (captured /proc files, parsed by pidgen's procfs
+// source) and a fake tracker whose log records arrive when the test says.
+// No root, no addon: each case is one of the races the real-kernel churn
+// test meets by chance, set up on purpose.
+import { describe, expect, it } from 'vitest';
+import { walkCoherently } from '../../src/snapshot/coherent.js';
+import { World } from '../helpers/fixture-world.js';
+
+const pids = (outcome: { processes: { pid: number }[] }) => outcome.processes.map((p) => p.pid);
+const commOf = (outcome: { processes: { pid: number; comm: string }[] }, pid: number) =>
+  outcome.processes.find((p) => p.pid === pid)?.comm;
+
+describe('coherence phases', () => {
+  it('a quiet window is coherent at the first attempt, lists every task, and re-reads nothing', async () => {
+    const world = new World();
+    world.existing(1, 'init');
+    world.existing(40, 'sshd');
+    const outcome = await walkCoherently(world.tracker(), world.source(), { maxAttempts: 3 });
+    expect(outcome.coherent).toBe(true);
+    expect(outcome.attempts).toBe(1);
+    expect(pids(outcome)).toEqual([1, 40]);
+    expect(outcome.reused).toEqual([]);
+    expect(world.rereads).toEqual([]);
+  });
+
+  it('a PID handed to a new task after the walk saw it is repaired: the new task, listed under reused with its holder', async () => {
+    const world = new World();
+    world.existing(1, 'init');
+    world.existing(300, 'old');
+    let fresh = 0n;
+    const outcome = await walkCoherently(world.tracker(), world.source(), { maxAttempts: 3 }, {
+      afterFirstWalk: () => {
+        fresh = world.handOver(300, 'new').startNs;
+      },
+    });
+    expect(outcome.coherent).toBe(true);
+    expect(commOf(outcome, 300)).toBe('new');
+    expect(outcome.reused).toEqual([{ pid: 300, atNs: fresh, holder: 300 }]);
+    expect(world.rereads).toEqual([[300]]);
+  });
+
+  it('out of attempts, a suspect is dropped rather than listed as a task it may not be', async () => {
+    const world = new World();
+    world.existing(1, 'init');
+    world.existing(300, 'old');
+    const outcome = await walkCoherently(world.tracker(), world.source(), { maxAttempts: 1 }, {
+      afterFirstWalk: () => void world.handOver(300, 'new'),
+    });
+    expect(outcome.coherent).toBe(true);
+    expect(pids(outcome)).toEqual([1]);
+    expect(outcome.reused).toEqual([]);
+  });
+
+  it('a task the walk saw whose record is late: the last checkpoint waits for it, then lists it as a hand-over', async () => {
+    let late = 0n;
+    const world = new World();
+    world.existing(1, 'init');
+    world.advance(20_000_000n);
+    const tracker = world.tracker();
+    const source = world.source();
+    const started = tracker.start.bind(tracker);
+    tracker.start = () => {
+      const startNs = started();
+      world.advance(20_000_000n);
+      late = world.spawn(77, 'young', { lateBy: 2 }).startNs;
+      return startNs;
+    };
+    const outcome = await walkCoherently(tracker, source, { maxAttempts: 3 });
+    expect(outcome.coherent).toBe(true);
+    expect(pids(outcome)).toEqual([1, 77]);
+    expect(outcome.reused).toEqual([{ pid: 77, atNs: late, holder: 77 }]);
+    // Once the record came, the entry was re-read: without a pidfs inode it
+    // could have been an older holder of 77.
+    expect(world.rereads).toEqual([[77]]);
+  });
+
+  it('a task that started in the window but is never logged is not vouched for: re-read, then dropped', async () => {
+    const world = new World();
+    world.existing(1, 'init');
+    const tracker = world.tracker();
+    const started = tracker.start.bind(tracker);
+    tracker.start = () => {
+      const startNs = started();
+      world.advance(20_000_000n);
+      world.spawn(88, 'unlogged', { logged: false });
+      return startNs;
+    };
+    const outcome = await walkCoherently(tracker, world.source(), { maxAttempts: 2 });
+    expect(outcome.coherent).toBe(true);
+    expect(pids(outcome)).toEqual([1]);
+  });
+
+  it('when the log lost records, only a new full walk in a new window is vouched for', async () => {
+    const world = new World();
+    world.existing(1, 'init');
+    world.existing(300, 'old');
+    const tracker = world.tracker();
+    tracker.lost = true;
+    const outcome = await walkCoherently(tracker, world.source(), { maxAttempts: 3 });
+    expect(outcome.coherent).toBe(true);
+    expect(outcome.fullScans).toBe(2);
+    expect(outcome.attempts).toBe(2);
+    expect(world.walks).toHaveLength(2);
+    expect(outcome.window.startNs).toBeGreaterThan(world.clockNs - 10_000_000n);
+  });
+
+  it('when the log keeps losing records, the snapshot says so instead of claiming coherence', async () => {
+    const world = new World();
+    world.existing(1, 'init');
+    const tracker = world.tracker();
+    world.beforeDrain = () => {
+      tracker.lost = true;
+    };
+    const outcome = await walkCoherently(tracker, world.source(), { maxAttempts: 2 });
+    expect(outcome.coherent).toBe(false);
+    expect(outcome.reason).toMatch(/allocation log overflowed .*gave up after 2 attempts/);
+  });
+
+  it('a thread whose TID was handed to a thread of another process: the stale claim is repaired away', async () => {
+    const world = new World();
+    world.existing(1, 'init');
+    world.existing(100, 'app');
+    world.existing(101, 'app-worker', 100);
+    world.existing(200, 'other');
+    const outcome = await walkCoherently(world.tracker(), world.source(), { maxAttempts: 3 }, {
+      afterFirstWalk: () => {
+        world.exit(101);
+        world.spawn(101, 'other-worker', { tgid: 200 });
+      },
+    });
+    expect(outcome.coherent).toBe(true);
+    const app = outcome.processes.find((p) => p.pid === 100)!;
+    const other = outcome.processes.find((p) => p.pid === 200)!;
+    expect(app.threads.map((t) => t.tid)).toEqual([100]);
+    // The new thread started inside the window: listing it is not required,
+    // and the walk's entry for 200 did not have it.
+    expect(other.threads.map((t) => t.tid)).toEqual([200]);
+    expect(outcome.reused).toEqual([]);
+  });
+});
