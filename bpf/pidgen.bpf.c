@@ -5,7 +5,9 @@
  *
  * Three programs do the same job from different attach points; the loader
  * loads exactly one of them (fexit first, then tp_btf, then raw_tp) and
- * reports which one it got.
+ * reports which one it got. Beside it, one exit logger (tp_btf, or raw_tp
+ * where that is what loads) writes task exits to the log while a snapshot
+ * runs; between snapshots it returns at its first test.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -51,26 +53,49 @@ struct pidgen_stats stats = {};
  */
 __u32 log_inum = 0;
 
-static __always_inline void log_allocation(struct pid *pid, __u32 inum, __u32 nr, __u64 start_ns, __u32 flags)
+/* The number `task`'s thread group has at `level`, if that level is `ns`. */
+static __always_inline __u32 tgid_at(struct task_struct *task, unsigned int level, struct pid_namespace *ns)
 {
-	struct pidgen_alloc_event *event;
-	/* pidfs gives every struct pid an inode number that is never reused
-	 * (6.9+): the one identity that tells two holders of a PID apart. Read
-	 * here, not per fork: only logged allocations need it. */
-	__u64 ino = pidgen_pid_ino(pid);
+	struct pid *leader;
+	struct upid *upid;
+
+	if (!task)
+		return 0;
+	leader = BPF_CORE_READ(task, group_leader, thread_pid);
+	if (!leader || BPF_CORE_READ(leader, level) < level)
+		return 0;
+	upid = pidgen_upid_at(leader, level);
+	if (BPF_CORE_READ(upid, ns) != ns)
+		return 0;
+	return BPF_CORE_READ(upid, nr);
+}
+
+/* Writes one log record; a full ring is counted, so the reader knows the log
+ * has a hole (it then rescans). `task` is NULL on the fexit path. */
+static __always_inline void log_event(struct pid *pid, struct task_struct *task, unsigned int level,
+				      struct pid_namespace *ns, __u32 inum, __u32 nr, __u64 start_ns,
+				      __u32 flags)
+{
+	struct pidgen_log_event *event;
 
 	event = bpf_ringbuf_reserve(&pidgen_log, sizeof(*event), 0);
 	if (!event) {
-		/* The reader must know the log has a hole: it then rescans. */
 		__sync_fetch_and_add(&stats.log_drops, 1);
 		return;
 	}
 	event->start_ns = start_ns;
-	event->ino = ino;
+	event->at_ns = bpf_ktime_get_boot_ns();
+	/* pidfs gives every struct pid an inode number that is never reused
+	 * (6.9+): the one identity that tells two holders of a PID apart. Read
+	 * here, not per fork: only logged events need it. */
+	event->ino = pidgen_pid_ino(pid);
 	event->inum = inum;
 	event->nr = nr;
+	event->tgid = tgid_at(task, level, ns);
 	event->flags = flags;
-	event->reserved = 0;
+	__builtin_memset(event->comm, 0, sizeof(event->comm));
+	if (task)
+		BPF_CORE_READ_STR_INTO(&event->comm, task, comm);
 	bpf_ringbuf_submit(event, 0);
 }
 
@@ -133,7 +158,7 @@ static __always_inline void count_allocation(__u32 inum, __u32 nr)
 
 /* Every level of a struct pid carries a number in its own namespace, from
  * the task's own namespace (numbers[level]) up to the root (numbers[0]). */
-static __always_inline void count_pid(struct pid *pid, __u64 start_ns, __u32 event_flags)
+static __always_inline void count_pid(struct pid *pid, struct task_struct *task, __u64 start_ns, __u32 event_flags)
 {
 	__u32 logged = log_inum;
 	unsigned int level;
@@ -160,7 +185,7 @@ static __always_inline void count_pid(struct pid *pid, __u64 start_ns, __u32 eve
 		}
 		count_allocation(inum, nr);
 		if (logged && inum == logged)
-			log_allocation(pid, inum, nr, start_ns, event_flags);
+			log_event(pid, task, i, ns, inum, nr, start_ns, event_flags);
 	}
 }
 
@@ -178,7 +203,7 @@ int BPF_PROG(pidgen_fexit, struct pid_namespace *ns, int *set_tid,
 		return 0;
 	/* No task exists yet: the allocation time stands in for its start, and
 	 * whether it will be a thread is not known here. */
-	count_pid(ret, bpf_ktime_get_boot_ns(), 0);
+	count_pid(ret, NULL, bpf_ktime_get_boot_ns(), 0);
 	return 0;
 }
 
@@ -195,7 +220,7 @@ static __always_inline void count_new_task(struct task_struct *task)
 
 	if (BPF_CORE_READ(task, pid) != BPF_CORE_READ(task, tgid))
 		flags |= PIDGEN_EVENT_THREAD;
-	count_pid(BPF_CORE_READ(task, thread_pid), BPF_CORE_READ(task, start_boottime), flags);
+	count_pid(BPF_CORE_READ(task, thread_pid), task, BPF_CORE_READ(task, start_boottime), flags);
 }
 
 SEC("tp_btf/task_newtask")
@@ -209,5 +234,59 @@ SEC("raw_tp/task_newtask")
 int BPF_PROG(pidgen_raw_tp, struct task_struct *task, unsigned long clone_flags)
 {
 	count_new_task(task);
+	return 0;
+}
+
+/*
+ * The exit logger. sched_process_exit fires in do_exit(), for every task
+ * (thread or process), before exit_notify() and long before release_task()
+ * frees the PID; the ring record is submitted when the program returns. So
+ * a task's exit record is in the log before its number can be handed to
+ * anyone else: a snapshot that drains the log after its window end knows
+ * every task of the walk that died before a successor could take its
+ * number (the proof is in src/snapshot/coherent.ts, verifyExited).
+ */
+static __always_inline void log_exit(struct task_struct *task)
+{
+	__u32 logged = log_inum;
+	struct pid *pid;
+	unsigned int level;
+	__u32 flags = PIDGEN_EVENT_EXIT | PIDGEN_EVENT_EXACT_START;
+
+	/* Between snapshots: one load and out. */
+	if (!logged)
+		return;
+	pid = BPF_CORE_READ(task, thread_pid);
+	if (!pid)
+		return;
+	level = BPF_CORE_READ(pid, level);
+	if (BPF_CORE_READ(task, pid) != BPF_CORE_READ(task, tgid))
+		flags |= PIDGEN_EVENT_THREAD;
+	for (unsigned int i = 0; i <= PIDGEN_MAX_NS_LEVEL; i++) {
+		struct upid *upid;
+		struct pid_namespace *ns;
+
+		if (i > level)
+			break;
+		upid = pidgen_upid_at(pid, i);
+		ns = BPF_CORE_READ(upid, ns);
+		if (BPF_CORE_READ(ns, ns.inum) != logged)
+			continue;
+		log_event(pid, task, i, ns, logged, BPF_CORE_READ(upid, nr), BPF_CORE_READ(task, start_boottime), flags);
+		return;
+	}
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(pidgen_exit_tp_btf, struct task_struct *task)
+{
+	log_exit(task);
+	return 0;
+}
+
+SEC("raw_tp/sched_process_exit")
+int BPF_PROG(pidgen_exit_raw_tp, struct task_struct *task)
+{
+	log_exit(task);
 	return 0;
 }

@@ -11,7 +11,7 @@
  * Bumped whenever a record below changes shape. `pidgen pin` stores it next
  * to pinned maps so a newer pidgen refuses an incompatible older pin.
  */
-#define PIDGEN_LAYOUT_VERSION 1
+#define PIDGEN_LAYOUT_VERSION 2
 
 /* Deepest PID namespace nesting the kernel allows (MAX_PID_NS_LEVEL). */
 #define PIDGEN_MAX_NS_LEVEL 32
@@ -43,22 +43,29 @@ struct pidgen_stats {
 	unsigned long long log_drops;    /* allocation events lost: the log ring was full */
 };
 
-/* pidgen_alloc_event.flags */
-#define PIDGEN_EVENT_THREAD 0x1u /* the new task is a thread, not a process */
+/* pidgen_log_event.flags */
+#define PIDGEN_EVENT_THREAD 0x1u      /* the task is a thread, not a process */
 #define PIDGEN_EVENT_EXACT_START 0x2u /* start_ns is task->start_boottime */
+#define PIDGEN_EVENT_EXIT 0x4u        /* the task exited (do_exit); else it was created */
 
 /*
- * One PID number taken in the logged namespace (the allocation log ring).
- * The snapshot uses it to know exactly which PIDs got a new task inside its
- * window. 32 bytes, no padding, so TS reads records at fixed offsets.
+ * One record of the log ring, written only while a snapshot logs a
+ * namespace: a PID number handed to a new task there (task_newtask, or
+ * alloc_pid for fexit), or a task of that namespace exiting
+ * (sched_process_exit). The snapshot uses the first to know exactly which
+ * PIDs changed hands inside its window, and the second to close the window
+ * end (src/snapshot/coherent.ts). 56 bytes, no padding, so TS reads records
+ * at fixed offsets.
  */
-struct pidgen_alloc_event {
-	unsigned long long start_ns; /* CLOCK_BOOTTIME: task start, or allocation time */
+struct pidgen_log_event {
+	unsigned long long start_ns; /* CLOCK_BOOTTIME: the task's start, or the allocation time (fexit) */
+	unsigned long long at_ns;    /* CLOCK_BOOTTIME when the program ran: task_newtask, or the exit */
 	unsigned long long ino;      /* pidfs inode of the struct pid (6.9+), else 0 */
 	unsigned int inum;           /* namespace the number belongs to */
-	unsigned int nr;             /* the number, as that namespace sees it */
+	unsigned int nr;             /* the number (a TID), as that namespace sees it */
+	unsigned int tgid;           /* its thread group there; 0 when not known (fexit) */
 	unsigned int flags;          /* PIDGEN_EVENT_* */
-	unsigned int reserved;
+	char comm[16];               /* the task's name then; empty for fexit */
 };
 
 /* pidgen_meta.attach, and the kernel hook each id stands for (as libbpf and
@@ -72,6 +79,7 @@ struct pidgen_alloc_event {
 
 /* Names under a pin directory (`pidgen pin`). */
 #define PIDGEN_PIN_LINK "link"         /* keeps the counter's program attached */
+#define PIDGEN_PIN_EXIT_LINK "exit_link" /* keeps the exit logger attached */
 #define PIDGEN_PIN_NS "ns"             /* the pidgen_ns map */
 #define PIDGEN_PIN_LOG "log"           /* the allocation log ring */
 #define PIDGEN_PIN_BSS "bss"           /* the counter's .bss: health counters, log_inum */

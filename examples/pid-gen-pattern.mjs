@@ -40,7 +40,7 @@ try {
     guard.drainAllocationLog(); // the window starts now: older records do not count
     const drops = guard.health().logDrops;
     const names = scan();
-    const taken = guard.drainAllocationLog().filter((e) => e.inum === guard.namespace);
+    const taken = guard.drainAllocationLog().filter((e) => e.kind === 'new' && e.inum === guard.namespace);
     if (guard.health().logDrops !== drops) {
       console.error('the allocation log overflowed during the scan: rescanning');
       continue;

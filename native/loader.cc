@@ -21,6 +21,8 @@ namespace pidgen_native {
 
 // A pinned .bss is mapped by hand, so its layout must be the skeleton's.
 static_assert(sizeof(SharedState) == sizeof(*pidgen{}.bss), "SharedState must match the skeleton's .bss");
+// TS reads log records at fixed offsets (src/model/layout.ts LOG_EVENT).
+static_assert(sizeof(pidgen_log_event) == 56, "pidgen_log_event must stay 56 bytes without padding");
 
 namespace {
 
@@ -101,8 +103,15 @@ bpf_program* ProgramFor(pidgen* skel, unsigned int id) {
   return skel->progs.pidgen_raw_tp;
 }
 
-// Appends each allocation record to the drain's output, as raw bytes: TS
-// reads them at fixed offsets (struct pidgen_alloc_event, bpf/pidgen.h).
+// The exit logger beside each counter program: raw_tp where the counter is
+// raw_tp (tp_btf may be what failed), tp_btf otherwise (it loads wherever
+// fexit does).
+bpf_program* ExitProgramFor(pidgen* skel, unsigned int id) {
+  return id == PIDGEN_ATTACH_RAW_TP ? skel->progs.pidgen_exit_raw_tp : skel->progs.pidgen_exit_tp_btf;
+}
+
+// Appends each log record to the drain's output, as raw bytes: TS reads
+// them at fixed offsets (struct pidgen_log_event, bpf/pidgen.h).
 int AppendRecord(void* ctx, void* data, size_t size) {
   static_cast<std::string*>(ctx)->append(static_cast<const char*>(data), size);
   return 0;
@@ -117,6 +126,7 @@ uint64_t ClockNs(clockid_t clock) {
 // Names of the pinned objects inside a pin directory. `pidgen unpin`
 // removes exactly these (src/pin/).
 constexpr const char* kPinLink = PIDGEN_PIN_LINK;
+constexpr const char* kPinExitLink = PIDGEN_PIN_EXIT_LINK;
 constexpr const char* kPinNs = PIDGEN_PIN_NS;
 constexpr const char* kPinLog = PIDGEN_PIN_LOG;
 constexpr const char* kPinBss = PIDGEN_PIN_BSS;
@@ -158,10 +168,13 @@ Guard* Guard::Open(const std::string& attach, bool verbose, LoaderError* error) 
   pidgen* skel = pidgen::open();
   if (skel == nullptr) return fail("open", errno, nullptr);
 
-  // Configure: load only the program for the requested attach point.
+  // Configure: load only the program for the requested attach point, and
+  // its exit logger.
   bpf_program* chosen = ProgramFor(skel, point->id);
-  bpf_program* all[] = {skel->progs.pidgen_fexit, skel->progs.pidgen_tp_btf, skel->progs.pidgen_raw_tp};
-  for (bpf_program* prog : all) bpf_program__set_autoload(prog, prog == chosen);
+  bpf_program* exit_logger = ExitProgramFor(skel, point->id);
+  bpf_program* all[] = {skel->progs.pidgen_fexit, skel->progs.pidgen_tp_btf, skel->progs.pidgen_raw_tp,
+                        skel->progs.pidgen_exit_tp_btf, skel->progs.pidgen_exit_raw_tp};
+  for (bpf_program* prog : all) bpf_program__set_autoload(prog, prog == chosen || prog == exit_logger);
 
   // Load: verify the program and create the maps.
   int err;
@@ -177,6 +190,17 @@ Guard* Guard::Open(const std::string& attach, bool verbose, LoaderError* error) 
   if (point->id == PIDGEN_ATTACH_FEXIT) skel->links.pidgen_fexit = link;
   else if (point->id == PIDGEN_ATTACH_TP_BTF) skel->links.pidgen_tp_btf = link;
   else skel->links.pidgen_raw_tp = link;
+  // The exit logger closes the snapshot's window end; without it the guard
+  // cannot vouch for a window, so its failure fails the open.
+  bpf_link* exit_link = bpf_program__attach(exit_logger);
+  if (exit_link == nullptr) {
+    int saved = errno;
+    *error = LoaderError{"attach", bpf_program__section_name(exit_logger), saved, log};
+    pidgen::destroy(skel);
+    return nullptr;
+  }
+  if (exit_logger == skel->progs.pidgen_exit_raw_tp) skel->links.pidgen_exit_raw_tp = exit_link;
+  else skel->links.pidgen_exit_tp_btf = exit_link;
 
   Guard* guard = new Guard();
   guard->skel_ = skel;
@@ -281,6 +305,7 @@ bool Guard::Pin(const std::string& dir, LoaderError* error) {
   bpf_link* link = skel_->links.pidgen_fexit ? skel_->links.pidgen_fexit
                    : skel_->links.pidgen_tp_btf ? skel_->links.pidgen_tp_btf
                                                 : skel_->links.pidgen_raw_tp;
+  bpf_link* exit_link = skel_->links.pidgen_exit_tp_btf ? skel_->links.pidgen_exit_tp_btf : skel_->links.pidgen_exit_raw_tp;
   struct Step {
     const char* name;
     bpf_map* map;
@@ -302,8 +327,12 @@ bool Guard::Pin(const std::string& dir, LoaderError* error) {
     if (err != 0) return undo("pin map", path, err);
     done.push_back(path);
   }
+  const std::string exit_path = PinPath(dir, kPinExitLink);
+  int err = bpf_link__pin(exit_link, exit_path.c_str());
+  if (err != 0) return undo("pin link", exit_path, err);
+  done.push_back(exit_path);
   const std::string link_path = PinPath(dir, kPinLink);
-  int err = bpf_link__pin(link, link_path.c_str());
+  err = bpf_link__pin(link, link_path.c_str());
   if (err != 0) return undo("pin link", link_path, err);
   return true;
 }

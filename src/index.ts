@@ -15,7 +15,7 @@
  * guard.beginAllocationLog();
  * guard.drainAllocationLog(); // the window starts now
  * const pids = myProcWalk();
- * const taken = guard.drainAllocationLog().filter((e) => e.inum === guard.namespace);
+ * const taken = guard.drainAllocationLog().filter((e) => e.kind === 'new' && e.inum === guard.namespace);
  * if (taken.some((e) => pids.has(e.nr))) {
  *   // a PID the walk saw went to a new task meanwhile: rescan
  * }
@@ -26,12 +26,12 @@
  * the last wrap that is handed out again. `snapshot()` does all of this,
  * and repairs only what the log names.
  */
-export { Guard, ATTACH_ORDER, ATTACH_POINTS, parseAllocationEvents } from './guard/guard.js';
-export type { AllocationEvent, AttachKind, AttachRefusal, GuardOptions, NamespaceCounter } from './guard/guard.js';
+export { Guard, ATTACH_ORDER, ATTACH_POINTS, parseAllocationEvents, parseLogEvents } from './guard/guard.js';
+export type { AllocationEvent, AttachKind, AttachRefusal, ExitEvent, GuardOptions, LogEvent, NamespaceCounter } from './guard/guard.js';
 export { snapshot } from './snapshot/snapshot.js';
 export type { GuardChoice, SnapshotOptions } from './snapshot/snapshot.js';
-export { SNAPSHOT_SCHEMA } from './model/snapshot.js';
-export type { GuardKind, ProcessEntry, ReusedPid, Snapshot, SnapshotSource, ThreadEntry, UnreadableField } from './model/snapshot.js';
+export { SNAPSHOT_SCHEMA, SNAPSHOT_SCHEMA_V1 } from './model/snapshot.js';
+export type { ExitedTask, GuardKind, ProcessEntry, ReusedPid, Snapshot, SnapshotSource, ThreadEntry, UnreadableField } from './model/snapshot.js';
 export { toJSON, toJSONL, toJSONObject, fromJSON } from './output/json.js';
 export type { SnapshotJson } from './output/json.js';
 export { toTable } from './output/table.js';

@@ -17,17 +17,19 @@ import { canLoadTracingBpf, effectiveCapabilities, missingBpfCapabilities } from
 import { hasVmlinuxBtf, VMLINUX_BTF_PATH } from '../host/kernel.js';
 import { ownPidNamespace, procPidNamespace, readNsLastPid } from '../host/pidns.js';
 import {
-  ALLOC_EVENT,
   ATTACH,
   DEFAULT_PIN_DIR,
   EVENT_EXACT_START,
+  EVENT_EXIT,
   EVENT_THREAD,
+  LOG_EVENT,
   NS_FIRST_SEEN_LATE,
   NS_SEEDED,
   PIN_NAMES,
   type AttachKind,
 } from '../model/layout.js';
 import { nativeAddon, type NativeCounter, type NativeGuardHandle } from '../native/addon.js';
+import { decodeComm } from '../procfs/decode.js';
 
 export type { AttachKind } from '../model/layout.js';
 export { DEFAULT_PIN_DIR } from '../model/layout.js';
@@ -86,43 +88,67 @@ export interface NamespaceCounter {
   firstSeenLate: boolean;
 }
 
-/** One PID number taken in the logged namespace (struct pidgen_alloc_event). */
-export interface AllocationEvent {
+/**
+ * One record of the log a snapshot keeps (struct pidgen_log_event): a PID
+ * number handed to a new task in the logged namespace (`kind: 'new'`), or a
+ * task of that namespace exiting (`kind: 'exit'`).
+ */
+export interface LogEvent {
+  kind: 'new' | 'exit';
   /** Namespace inode the number belongs to. */
   inum: number;
-  /** The PID number as that namespace sees it. */
+  /** The number (a TID) as that namespace sees it. */
   nr: number;
+  /** Its thread group there; 0 when not known (fexit/alloc_pid, no task yet). */
+  tgid: number;
   /**
-   * CLOCK_BOOTTIME ns: the new task's start_boottime (task_newtask hooks), or
-   * the allocation time (fexit/alloc_pid, where no task exists yet).
+   * CLOCK_BOOTTIME ns: the task's start_boottime (task_newtask hooks, and
+   * exits), or the allocation time (fexit/alloc_pid, where no task exists yet).
    */
   startNs: bigint;
-  /** pidfs inode of the new `struct pid` (0n before 6.9): never reused. */
+  /** CLOCK_BOOTTIME ns when the program ran: the task_newtask event, or the exit. */
+  atNs: bigint;
+  /** pidfs inode of the `struct pid` (0n before 6.9): never reused. */
   ino: bigint;
-  /** The new task is a thread (known only on the task_newtask hooks). */
+  /** The task is a thread (known only on the task hooks). */
   thread: boolean;
   /** startNs is the task's own start_boottime. */
   exactStart: boolean;
+  /** The task's name then (at exit, its last one); empty on fexit. */
+  comm: string;
 }
 
-/** Parses packed allocation records without a native call per record. */
-export function parseAllocationEvents(records: Uint8Array): AllocationEvent[] {
+/** A `kind: 'new'` record: one PID number taken. */
+export type AllocationEvent = LogEvent & { kind: 'new' };
+/** A `kind: 'exit'` record: one task of the namespace exited. */
+export type ExitEvent = LogEvent & { kind: 'exit' };
+
+/** Parses packed log records without a native call per record. */
+export function parseLogEvents(records: Uint8Array): LogEvent[] {
   const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
-  const events: AllocationEvent[] = [];
-  const E = ALLOC_EVENT;
+  const bytes = Buffer.from(records.buffer, records.byteOffset, records.byteLength);
+  const events: LogEvent[] = [];
+  const E = LOG_EVENT;
   for (let offset = 0; offset + E.size <= records.byteLength; offset += E.size) {
     const flags = view.getUint32(offset + E.flags, true);
     events.push({
+      kind: flags & EVENT_EXIT ? 'exit' : 'new',
       startNs: view.getBigUint64(offset + E.startNs, true),
+      atNs: view.getBigUint64(offset + E.atNs, true),
       ino: view.getBigUint64(offset + E.ino, true),
       inum: view.getUint32(offset + E.inum, true),
       nr: view.getUint32(offset + E.nr, true),
+      tgid: view.getUint32(offset + E.tgid, true),
       thread: (flags & EVENT_THREAD) !== 0,
       exactStart: (flags & EVENT_EXACT_START) !== 0,
+      comm: decodeComm(bytes.subarray(offset + E.comm, offset + E.commEnd)).text,
     });
   }
   return events;
 }
+
+/** @deprecated The log now carries exits too; use {@link parseLogEvents}. */
+export const parseAllocationEvents = parseLogEvents;
 
 /** An attach point that was tried and refused, and why. */
 export interface AttachRefusal {
@@ -383,10 +409,11 @@ export class Guard implements Disposable {
   #logLock = -1;
 
   /**
-   * Starts logging every PID number taken in the scanning namespace (each
-   * call must be paired with {@link endAllocationLog}). The programs write
-   * to the ring only while someone logs, so the fork path pays nothing
-   * between snapshots. Records already in the ring are discarded.
+   * Starts logging every PID number taken in the scanning namespace, and
+   * every task exit there (each call must be paired with
+   * {@link endAllocationLog}). The programs write to the ring only while
+   * someone logs, so the fork and exit paths pay nothing between snapshots
+   * but one test. Records already in the ring are discarded.
    *
    * A pinned log is one ring for every process that opens the pin, and a
    * ring has one reader: two snapshots draining it would each see half the
@@ -401,9 +428,12 @@ export class Guard implements Disposable {
     }
   }
 
-  /** Everything logged since the previous drain, in the order the programs ran. */
-  drainAllocationLog(): AllocationEvent[] {
-    return parseAllocationEvents(this.#handle.drainLog());
+  /**
+   * Everything logged since the previous drain, creations and exits, in ring
+   * order (the order the programs reserved their records).
+   */
+  drainAllocationLog(): LogEvent[] {
+    return parseLogEvents(this.#handle.drainLog());
   }
 
   endAllocationLog(): void {

@@ -33,6 +33,7 @@ export const DEFAULT_PIN_DIR = '/sys/fs/bpf/pidgen';
  */
 export const PIN_NAMES = {
   link: 'link',
+  exitLink: 'exit_link',
   iter: 'iter',
   ns: 'ns',
   log: 'log',
@@ -49,10 +50,14 @@ export const PINNED_ITER_SLEEPABLE = 0x2;
 export const NS_FIRST_SEEN_LATE = 0x1;
 export const NS_SEEDED = 0x2;
 
-/** struct pidgen_alloc_event: u64 start_ns, u64 ino, u32 inum, u32 nr, u32 flags, u32 reserved. */
-export const ALLOC_EVENT = { size: 32, startNs: 0, ino: 8, inum: 16, nr: 20, flags: 24 } as const;
+/**
+ * struct pidgen_log_event: u64 start_ns, u64 at_ns, u64 ino, u32 inum, u32 nr,
+ * u32 tgid, u32 flags, char comm[16].
+ */
+export const LOG_EVENT = { size: 56, startNs: 0, atNs: 8, ino: 16, inum: 24, nr: 28, tgid: 32, flags: 36, comm: 40, commEnd: 56 } as const;
 export const EVENT_THREAD = 0x1;
 export const EVENT_EXACT_START = 0x2;
+export const EVENT_EXIT = 0x4;
 
 /**
  * struct pidgen_task_record: u64 start_ns, u64 ino, u32 tgid, tid, ppid, uid,

@@ -2,12 +2,14 @@
  * The snapshot model: the records every part of pidgen reads and writes.
  * Sources produce entries, the coherence algorithm decides over them, and
  * outputs render them; all three import this file and nothing imports
- * upwards from it. As the library returns it and as `pidgen.snapshot/1`
+ * upwards from it. As the library returns it and as `pidgen.snapshot/2`
  * JSON carries it: in memory, nanosecond times and 64-bit counters are
  * bigint; in JSON they are decimal strings (see output/json.ts).
  */
 
-export const SNAPSHOT_SCHEMA = 'pidgen.snapshot/1';
+export const SNAPSHOT_SCHEMA = 'pidgen.snapshot/2';
+/** The previous version, which `fromJSON` still reads. */
+export const SNAPSHOT_SCHEMA_V1 = 'pidgen.snapshot/1';
 
 export type SnapshotSource = 'procfs' | 'bpf-iter';
 export type GuardKind = 'bpf' | 'cursor' | 'none';
@@ -46,18 +48,39 @@ export interface ProcessEntry {
   lossy?: ('comm' | 'cmdline')[];
 }
 
-/** A PID number that changed hands inside the window. */
+/** One hand-over: a PID number given to a new task inside the window. */
 export interface ReusedPid {
   pid: number;
-  /** CLOCK_BOOTTIME nanoseconds at which the new task took the PID. */
+  /**
+   * CLOCK_BOOTTIME nanoseconds at which the new task took the PID: its
+   * start_boottime (task_newtask fires a few microseconds later).
+   */
   atNs: bigint;
   /**
-   * In memory only: the pid of the process entry that is the new task (the
-   * process itself, or the process the new thread belongs to), when the new
-   * task is in the snapshot. The algorithm knows it from the log; outputs
-   * read it instead of working it out again.
+   * On the latest hand-over of a number: the pid of the process entry that
+   * is the new task (the process itself, or the process the new thread
+   * belongs to), when it is in the snapshot. The algorithm knows it from the
+   * log; outputs read it instead of working it out again.
    */
   holder?: number;
+}
+
+/**
+ * A task whose exit the snapshot logged and that is not in the snapshot. Its
+ * exit is before the window end, usually inside the window; it can precede
+ * the window start a little (a zombie the walk saw, whose exit ran just
+ * before the window opened and was logged as it did).
+ */
+export interface ExitedTask {
+  /** Its thread group, as the scanning namespace sees it. */
+  pid: number;
+  tid: number;
+  /** Its name when it exited. */
+  comm: string;
+  /** Exact start_boottime. */
+  startNs: bigint;
+  /** CLOCK_BOOTTIME when it exited (sched_process_exit). */
+  exitNs: bigint;
 }
 
 export interface Snapshot {
@@ -79,7 +102,15 @@ export interface Snapshot {
   /** Why the snapshot is not coherent; present only when coherent is false. */
   reason?: string;
   attempts: number;
+  /** Every hand-over inside the window of every PID in the snapshot, in time order. */
   reused: ReusedPid[];
+  /**
+   * Tasks that exited by the window end and are not among `processes`: they
+   * came and went inside the window, or died in it (or just before it, as
+   * zombies) and were left out. In exit order. Empty without the bpf guard
+   * (nothing logs exits then).
+   */
+  exited: ExitedTask[];
   processes: ProcessEntry[];
   stats: {
     tasks: number;

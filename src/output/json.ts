@@ -1,6 +1,7 @@
 /**
- * The `pidgen.snapshot/1` JSON format (the README's "Snapshot format";
- * schema/snapshot-1.json is the contract trace tools validate against).
+ * The `pidgen.snapshot/2` JSON format (the README's "Snapshot format";
+ * schema/snapshot-2.json is the contract trace tools validate against).
+ * `fromJSON` also reads version 1 (schema/snapshot-1.json).
  *
  * In memory, nanosecond times and 64-bit counters are bigint. In JSON they are
  * decimal strings: JSON numbers are doubles in most readers, and a boottime
@@ -11,8 +12,11 @@
  */
 
 import { PidgenError } from '../errors.js';
+import { TICK_NS } from '../model/layout.js';
 import {
   SNAPSHOT_SCHEMA,
+  SNAPSHOT_SCHEMA_V1,
+  type ExitedTask,
   type GuardKind,
   type ProcessEntry,
   type ReusedPid,
@@ -40,8 +44,9 @@ export type Jsonify<T> = T extends bigint
 export type ThreadJson = Jsonify<ThreadEntry>;
 export type ProcessJson = Jsonify<ProcessEntry>;
 export type ReusedPidJson = Jsonify<ReusedPid>;
+export type ExitedTaskJson = Jsonify<ExitedTask>;
 
-/** The JSON shape of a {@link Snapshot}: what `toJSON` writes and schema/snapshot-1.json describes. */
+/** The JSON shape of a {@link Snapshot}: what `toJSON` writes and schema/snapshot-2.json describes. */
 export type SnapshotJson = Jsonify<Snapshot>;
 
 /** Line 1 of `toJSONL` output: the snapshot without `processes`, plus their count. */
@@ -52,7 +57,7 @@ export interface ToJSONOptions {
   pretty?: boolean;
 }
 
-/** Converts a snapshot to a plain object that `JSON.stringify` writes as `pidgen.snapshot/1`. */
+/** Converts a snapshot to a plain object that `JSON.stringify` writes as `pidgen.snapshot/2`. */
 export function toJSONObject(snapshot: Snapshot): SnapshotJson {
   const { guard, stats } = snapshot;
   return {
@@ -73,12 +78,13 @@ export function toJSONObject(snapshot: Snapshot): SnapshotJson {
     ...(snapshot.reason !== undefined ? { reason: snapshot.reason } : {}),
     attempts: snapshot.attempts,
     reused: snapshot.reused.map(reusedToJson),
+    exited: snapshot.exited.map(exitedToJson),
     processes: snapshot.processes.map(processToJson),
     stats: statsToJson(stats),
   };
 }
 
-/** The snapshot as one `pidgen.snapshot/1` JSON document, ending in a newline. */
+/** The snapshot as one `pidgen.snapshot/2` JSON document, ending in a newline. */
 export function toJSON(snapshot: Snapshot, options: ToJSONOptions = {}): string {
   return JSON.stringify(toJSONObject(snapshot), null, options.pretty ? 2 : undefined) + '\n';
 }
@@ -90,7 +96,7 @@ export function toJSON(snapshot: Snapshot, options: ToJSONOptions = {}): string 
  *   line 1:      the snapshot object without `processes`, with `"processCount": N`
  *                in their place (schema, host, ..., reused, processCount, stats);
  *   lines 2..N+1: one process object per line (`#/$defs/process` in
- *                schema/snapshot-1.json), in snapshot order.
+ *                schema/snapshot-2.json), in snapshot order.
  *
  * Every line, the last included, ends in "\n". JSON.stringify escapes control
  * characters, so a newline inside a comm or argv never splits a line; U+0085,
@@ -109,8 +115,10 @@ function jsonLine(value: unknown): string {
 }
 
 /**
- * Parses a `pidgen.snapshot/1` JSON document back into a {@link Snapshot}
- * (decimal strings become bigint). Throws a PidgenError (code `ESCHEMA`) when
+ * Parses a `pidgen.snapshot/2` (or `/1`) JSON document back into a
+ * {@link Snapshot} (decimal strings become bigint). A version 1 document
+ * has no `exited` (read as empty) and no hand-over holders: those are
+ * inferred once here from start times, as version 1 readers had to. Throws a PidgenError (code `ESCHEMA`) when
  * the document is another format or version, and (code `EBADSNAPSHOT`) naming
  * the JSON path of the first field that is missing or of the wrong type.
  * Unknown extra fields are ignored.
@@ -125,12 +133,13 @@ export function fromJSON(text: string): Snapshot {
   const root = new Reader(parsed, '$');
   const doc = root.object();
   const schema = doc.field('schema').value;
-  if (schema !== SNAPSHOT_SCHEMA) {
+  if (schema !== SNAPSHOT_SCHEMA && schema !== SNAPSHOT_SCHEMA_V1) {
     throw new PidgenError(
       `parse snapshot: expected "schema": "${SNAPSHOT_SCHEMA}", got ${schema === undefined ? 'no schema field' : JSON.stringify(schema)}`,
-      { code: 'ESCHEMA', op: 'parse snapshot', hint: `this pidgen reads ${SNAPSHOT_SCHEMA} only` },
+      { code: 'ESCHEMA', op: 'parse snapshot', hint: `this pidgen reads ${SNAPSHOT_SCHEMA} and ${SNAPSHOT_SCHEMA_V1}` },
     );
   }
+  const v1 = schema === SNAPSHOT_SCHEMA_V1;
 
   const host = doc.field('host').object();
   const window = doc.field('window').object();
@@ -174,11 +183,13 @@ export function fromJSON(text: string): Snapshot {
     coherent: doc.field('coherent').boolean(),
     attempts: doc.field('attempts').int(),
     reused: doc.field('reused').array().map(readReused),
+    exited: v1 ? [] : doc.field('exited').array().map(readExited),
     processes: doc.field('processes').array().map(readProcess),
     stats,
   };
   const reason = doc.optional('reason')?.string();
   if (reason !== undefined) snapshot.reason = reason;
+  if (v1) inferHolders(snapshot);
   return snapshot;
 }
 
@@ -198,7 +209,21 @@ function u64(path: string, value: bigint): U64String {
 }
 
 function reusedToJson(entry: ReusedPid, index: number): ReusedPidJson {
-  return { pid: entry.pid, atNs: u64(`reused[${index}].atNs`, entry.atNs) };
+  return {
+    pid: entry.pid,
+    atNs: u64(`reused[${index}].atNs`, entry.atNs),
+    ...(entry.holder !== undefined ? { holder: entry.holder } : {}),
+  };
+}
+
+function exitedToJson(task: ExitedTask, index: number): ExitedTaskJson {
+  return {
+    pid: task.pid,
+    tid: task.tid,
+    comm: task.comm,
+    startNs: u64(`exited[${index}].startNs`, task.startNs),
+    exitNs: u64(`exited[${index}].exitNs`, task.exitNs),
+  };
 }
 
 function processToJson(entry: ProcessEntry, index: number): ProcessJson {
@@ -243,7 +268,40 @@ const LOSSY_FIELDS = ['comm', 'cmdline'] as const;
 
 function readReused(item: Reader): ReusedPid {
   const entry = item.object();
-  return { pid: entry.field('pid').int(), atNs: entry.field('atNs').u64() };
+  const reused: ReusedPid = { pid: entry.field('pid').int(), atNs: entry.field('atNs').u64() };
+  const holder = entry.optional('holder')?.int();
+  if (holder !== undefined) reused.holder = holder;
+  return reused;
+}
+
+function readExited(item: Reader): ExitedTask {
+  const entry = item.object();
+  return {
+    pid: entry.field('pid').int(),
+    tid: entry.field('tid').int(),
+    comm: entry.field('comm').string(),
+    startNs: entry.field('startNs').u64(),
+    exitNs: entry.field('exitNs').u64(),
+  };
+}
+
+/**
+ * Version 1 listed one hand-over per number and not who took it. The
+ * entry claiming the number is its holder when it started at or after the
+ * hand-over (a /proc start is floored to a tick, so up to a tick later).
+ */
+function inferHolders(snapshot: Snapshot): void {
+  const claims = new Map<number, { pid: number; startNs: bigint; exact: boolean }>();
+  for (const p of snapshot.processes) {
+    for (const t of p.threads) claims.set(t.tid, { pid: p.pid, startNs: t.startNs, exact: false });
+    claims.set(p.pid, { pid: p.pid, startNs: p.startNs, exact: p.startExact });
+  }
+  for (const reuse of snapshot.reused) {
+    const claim = claims.get(reuse.pid);
+    if (!claim) continue;
+    const latestPossibleStart = claim.exact ? claim.startNs : claim.startNs + TICK_NS - 1n;
+    if (reuse.atNs <= latestPossibleStart) reuse.holder = claim.pid;
+  }
 }
 
 function readProcess(item: Reader): ProcessEntry {

@@ -77,9 +77,28 @@ function headerLines(snapshot: Snapshot): string[] {
   return [
     `pid namespace ${snapshot.pidNamespace.inum} on ${host}, source ${snapshot.source}, window ${formatScaled(windowNs, 1_000_000n)} ms`,
     guardText,
-    `${coherent}, attempts ${snapshot.attempts}, reused ${snapshot.reused.length}, tasks ${snapshot.stats.tasks}, processes ${snapshot.processes.length}`,
+    `${coherent}, attempts ${snapshot.attempts}, reused ${snapshot.reused.length}, exited ${snapshot.exited.length}, tasks ${snapshot.stats.tasks}, processes ${snapshot.processes.length}`,
+    ...listLine(
+      'hand-overs (pid at s since boot, -> holder)',
+      snapshot.reused.map((r) => `${r.pid} at ${formatScaled(r.atNs, 1_000_000_000n)}${r.holder !== undefined ? ` -> ${r.holder}` : ''}`),
+    ),
+    ...listLine(
+      'exited in the window (pid/tid name, start-exit s since boot)',
+      snapshot.exited.map(
+        (t) => `${t.pid}/${t.tid} ${escapeForTerminal(t.comm)} ${formatScaled(t.startNs, 1_000_000_000n)}-${formatScaled(t.exitNs, 1_000_000_000n)}`,
+      ),
+    ),
   ];
 }
+
+/** One header line listing up to LIST_MAX items, or nothing for none. */
+function listLine(title: string, items: string[]): string[] {
+  if (items.length === 0) return [];
+  const shown = items.slice(0, LIST_MAX).join(', ');
+  return [`${title}: ${shown}${items.length > LIST_MAX ? `, and ${items.length - LIST_MAX} more (see --format json)` : ''}`];
+}
+
+const LIST_MAX = 12;
 
 function cmdlineText(entry: ProcessEntry): string {
   if (entry.cmdline.length === 0) return `[${escapeForTerminal(entry.comm)}]`;

@@ -8,7 +8,11 @@
  *                have no record yet: wait a moment for it, else suspect them
  *   repair       re-read the suspects' processes through the source, or, out
  *                of attempts, drop the suspects
- *   finish       exact starts, the hand-overs, the verdict
+ *   window end   entries whose task exited inside the window are re-read
+ *                once more: kept if the number still names that task (a
+ *                zombie), dropped if not (verifyExited has the proof)
+ *   finish       exact starts, every hand-over, the tasks that exited, the
+ *                verdict
  *
  * At each checkpoint the log names exactly the PID numbers handed to a new
  * task since the last one. Only entries those numbers touch are repaired, so
@@ -25,10 +29,10 @@
  * source are seams (window.ts, source/source.ts), so each phase is tested
  * with fakes.
  */
-import type { AllocationEvent } from '../guard/guard.js';
+import type { AllocationEvent, ExitEvent } from '../guard/guard.js';
 import { decidedByInode, sameTask } from '../model/identity.js';
 import { floorToTick, TICK_NS } from '../model/layout.js';
-import type { ProcessEntry, ReusedPid } from '../model/snapshot.js';
+import type { ExitedTask, ProcessEntry, ReusedPid } from '../model/snapshot.js';
 import type { Source } from '../source/source.js';
 import { EntrySet, type Claim } from './entry-set.js';
 import type { Checkpoint, WindowTracker } from './window.js';
@@ -58,7 +62,10 @@ export interface WindowOutcome {
   coherent: boolean;
   reason?: string;
   attempts: number;
+  /** Every hand-over inside the window of every number in the snapshot, in time order. */
   reused: ReusedPid[];
+  /** Tasks that exited inside the window and are not in the snapshot, in time order. */
+  exited: ExitedTask[];
   /** Sorted by pid. */
   processes: ProcessEntry[];
   repaired: number;
@@ -82,6 +89,8 @@ interface Run {
   entries: EntrySet;
   /** Every number taken since the window started: its events in log order. */
   taken: Map<number, AllocationEvent[]>;
+  /** Every task of the namespace that exited since the window started, by number. */
+  exits: Map<number, ExitEvent[]>;
   waitingSince: number | undefined;
 }
 
@@ -114,6 +123,7 @@ function openWindow(tracker: WindowTracker, source: Source, previous?: Run): Run
     repaired: previous?.repaired ?? 0,
     entries: new EntrySet(source.walk()),
     taken: new Map(),
+    exits: new Map(),
     waitingSince: undefined,
   };
 }
@@ -126,7 +136,8 @@ async function pass(run: Run, tracker: WindowTracker, source: Source, maxAttempt
   const checkpoint = tracker.checkpoint();
   run.endNs = checkpoint.endNs;
   if (checkpoint.taken === null) return lostTrack(run, tracker, source, checkpoint, maxAttempts);
-  recordTaken(run, checkpoint.taken);
+  recordTaken(run.taken, checkpoint.taken);
+  if (checkpoint.exits) recordTaken(run.exits, checkpoint.exits);
 
   const unverified = unverifiedNumbers(run.entries, checkpoint);
   if (unverified.size > 0) {
@@ -144,10 +155,14 @@ async function pass(run: Run, tracker: WindowTracker, source: Source, maxAttempt
     if (unlogged.length > 0 && (await waitedForLateRecords(run))) return undefined;
     suspects.push(...unlogged);
   }
-  if (suspects.length === 0) return { coherent: true };
+  if (suspects.length === 0) {
+    verifyExited(run, source);
+    return { coherent: true };
+  }
 
   if (run.attempts >= maxAttempts) {
     dropSuspects(run, suspects);
+    verifyExited(run, source);
     return { coherent: true };
   }
   repair(run, suspects, source);
@@ -166,11 +181,11 @@ function lostTrack(run: Run, tracker: WindowTracker, source: Source, checkpoint:
   return undefined;
 }
 
-function recordTaken(run: Run, taken: ReadonlyMap<number, readonly AllocationEvent[]>): void {
-  for (const [nr, events] of taken) {
-    const all = run.taken.get(nr);
-    if (all) all.push(...events);
-    else run.taken.set(nr, [...events]);
+function recordTaken<T>(into: Map<number, T[]>, events: ReadonlyMap<number, readonly T[]>): void {
+  for (const [nr, forNumber] of events) {
+    const all = into.get(nr);
+    if (all) all.push(...forNumber);
+    else into.set(nr, [...forNumber]);
   }
 }
 
@@ -297,7 +312,84 @@ function dropSuspects(run: Run, suspects: readonly Claim[]): void {
   run.repaired += suspects.length;
 }
 
-/** Phase finish: exact starts, the hand-overs, the verdict. */
+/**
+ * Phase window end: every claim whose task exited inside the window is
+ * re-read once more, after the last drain. It stays only if the number
+ * still names that task (a zombie holds its PID until it is reaped);
+ * otherwise it is dropped. Its old facts are kept, not the fresh read's:
+ * the re-read only decides.
+ *
+ * Why this closes the window end. Say an entry describes task T, read alive
+ * by the walk, and its number went to a new task S with S's start before
+ * window.endNs. copy_process() sets S's start_boottime, makes S visible,
+ * and only then fires task_newtask, so S's record can land after the last
+ * drain, and nothing in the snapshot names S to wait for. But S could take
+ * the number only after T's PID was freed (release_task(), after T was
+ * reaped), and T's exit record was submitted in do_exit() before that
+ * (sched_process_exit fires before exit_notify()). The free and the
+ * allocation are ordered by pidmap_lock, the allocation comes before S's
+ * start, S's start before endNs (one clock, CLOCK_BOOTTIME), and endNs is
+ * read before the last drain; the ring's producer position is published
+ * with release and read with acquire. So T's exit record is in that drain,
+ * and T's claim is re-read here. The re-read happens after endNs: if it
+ * still shows T, T held the number from the walk until after endNs, and no
+ * hand-over can have happened; if not, T is dropped, which the rules allow
+ * (T did not stay alive for the whole window). Tasks that exited and are
+ * not kept are reported in `exited` instead.
+ *
+ * Cost: one batch read of the few processes whose task exited in the
+ * window, and no wait on records that may never come.
+ */
+function verifyExited(run: Run, source: Source): void {
+  const { entries } = run;
+  const exitedClaims: Claim[] = [];
+  for (const [nr, exits] of run.exits) {
+    for (const claim of entries.claimsOf(nr)) {
+      if (exits.some((exit) => isExitOfClaim(run, exit, claim))) exitedClaims.push(claim);
+    }
+  }
+  if (exitedClaims.length === 0) return;
+  const windowStartTick = floorToTick(run.startNs);
+  const held = (old: TaskSeen, now: TaskSeen) => sameTask(old, now) && (decidedByInode(old, now) || old.startNs < windowStartTick);
+  const owners = [...new Set(exitedClaims.map((c) => c.pid))];
+  const fresh = source.reread(owners);
+  run.repaired += owners.length;
+  for (const claim of exitedClaims) {
+    const before = claimedTask(entries, claim);
+    const now = claimedTask(fresh.get(claim.pid), claim);
+    if (!before || !now || !held(before, now)) entries.drop(claim);
+  }
+}
+
+interface TaskSeen {
+  startNs: bigint;
+  pidfdIno?: bigint | undefined;
+}
+
+/** The task a claim describes: the process for its own pid, else the thread. */
+function claimedTask(from: EntrySet | ProcessEntry | undefined, claim: Claim): TaskSeen | undefined {
+  const owner = from instanceof EntrySet ? from.processes.get(claim.pid) : from;
+  if (!owner) return undefined;
+  if (claim.nr === claim.pid) return { startNs: owner.startNs, pidfdIno: owner.pidfdIno };
+  const thread = owner.threads.find((t) => t.tid === claim.nr);
+  return thread ? { startNs: thread.startNs } : undefined;
+}
+
+/**
+ * Is this exit record of the task the claim describes? A number handed out
+ * inside the window is claimed by its latest holder (every claim it touched
+ * was re-read after its record, or is provably that task), whose exact start
+ * the log has. A number not handed out kept one task all along the window
+ * up to this exit: any exit of that number is that task's.
+ */
+function isExitOfClaim(run: Pick<Run, 'entries' | 'taken'>, exit: ExitEvent, claim: Claim): boolean {
+  const owner = run.entries.processes.get(claim.pid);
+  if (claim.nr === claim.pid && exit.ino !== 0n && owner?.pidfdIno !== undefined) return exit.ino === owner.pidfdIno;
+  const latest = run.taken.get(claim.nr)?.at(-1);
+  return latest === undefined || exit.startNs === latest.startNs;
+}
+
+/** Phase finish: exact starts, every hand-over, the tasks that exited, the verdict. */
 function finish(run: Run, tracker: WindowTracker, verdict: Verdict): WindowOutcome {
   const processes = [...run.entries.processes.values()].sort((a, b) => a.pid - b.pid);
   for (const process of processes) applyExactStart(process, run.taken.get(process.pid));
@@ -309,6 +401,7 @@ function finish(run: Run, tracker: WindowTracker, verdict: Verdict): WindowOutco
     ...(verdict.coherent ? {} : { reason: verdict.reason }),
     attempts: run.attempts,
     reused: tracker.hasLog ? handOvers(run) : [],
+    exited: exitedTasks(run),
     processes,
     repaired: run.repaired,
     fullScans: run.fullScans,
@@ -329,18 +422,40 @@ function applyExactStart(process: ProcessEntry, events: readonly AllocationEvent
 }
 
 /**
- * The numbers of the snapshot that changed hands inside the window, with
- * the entry that is the new task after the latest hand-over.
+ * Every hand-over inside the window of every number in the snapshot, in
+ * time order; the latest of each number names the entry that is its new
+ * task. A number can change hands several times in one window, and a trace
+ * must split it each time.
  */
 function handOvers(run: Run): ReusedPid[] {
   const reused: ReusedPid[] = [];
   for (const nr of run.entries.numbers()) {
-    const latest = run.taken.get(nr)?.at(-1);
-    if (!latest) continue;
+    const events = run.taken.get(nr);
+    if (!events) continue;
     // After a coherent verdict every claim on a taken number is the new
     // task (the others were repaired or dropped), so it is the holder.
     const holder = run.entries.claimsOf(nr)[0]?.pid;
-    reused.push({ pid: nr, atNs: latest.startNs, ...(holder !== undefined ? { holder } : {}) });
+    events.forEach((event, i) => {
+      const latest = i === events.length - 1;
+      reused.push({ pid: nr, atNs: event.startNs, ...(latest && holder !== undefined ? { holder } : {}) });
+    });
   }
-  return reused.sort((a, b) => a.pid - b.pid);
+  return reused.sort((a, b) => (a.atNs < b.atNs ? -1 : a.atNs > b.atNs ? 1 : a.pid - b.pid));
+}
+
+/**
+ * Tasks that exited inside the window and are not in the snapshot: they
+ * came and went inside it, or died in it and were dropped. A trace that
+ * starts at the baseline learns of them only here.
+ */
+function exitedTasks(run: Run): ExitedTask[] {
+  const exited: ExitedTask[] = [];
+  for (const [nr, exits] of run.exits) {
+    const kept = run.entries.claimsOf(nr);
+    for (const exit of exits) {
+      if (kept.some((claim) => isExitOfClaim(run, exit, claim))) continue;
+      exited.push({ pid: exit.tgid || nr, tid: nr, comm: exit.comm, startNs: exit.startNs, exitNs: exit.atNs });
+    }
+  }
+  return exited.sort((a, b) => (a.exitNs < b.exitNs ? -1 : a.exitNs > b.exitNs ? 1 : a.tid - b.tid));
 }

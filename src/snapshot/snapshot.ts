@@ -104,6 +104,7 @@ export async function snapshot(options: SnapshotOptions = {}): Promise<Snapshot>
       ...(outcome.coherent ? {} : { reason: reason ?? 'not coherent' }),
       attempts: outcome.attempts,
       reused: outcome.reused,
+      exited: outcome.exited,
       processes: outcome.processes,
       stats: {
         tasks,

@@ -5,9 +5,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { fsError } from '../errors.js';
-import { Guard, type AllocationEvent } from '../guard/guard.js';
+import { Guard, type AllocationEvent, type ExitEvent } from '../guard/guard.js';
 import { readNsLastPid, readPidMax } from '../host/pidns.js';
 import { nativeAddon } from '../native/addon.js';
+import { snapshotHooks } from './hooks.js';
 import type { GuardKind } from '../model/snapshot.js';
 
 export interface Checkpoint {
@@ -19,6 +20,12 @@ export interface Checkpoint {
    * tracker cannot say (lost log records, no log, or a possible wrap).
    */
   taken: Map<number, AllocationEvent[]> | null;
+  /**
+   * Tasks of the namespace that exited since the previous checkpoint, by
+   * number, in log order (the bpf guard; empty for the others). Only
+   * meaningful when `taken` is not null.
+   */
+  exits?: Map<number, ExitEvent[]>;
   /**
    * Without a log: whether a number may have been handed out since the
    * previous checkpoint (the cursor guard's swept range). Entries it names
@@ -98,20 +105,28 @@ export class BpfWindowTracker implements WindowTracker {
       return { endNs, taken: null, reason: 'the BPF side missed allocations (kernel read error or namespace map full)' };
     }
     const taken = new Map<number, AllocationEvent[]>();
+    const exits = new Map<number, ExitEvent[]>();
     const namespace = this.#guard.namespace;
+    const withheld = snapshotHooks().withholdRecord;
     for (const event of events) {
       if (event.inum !== namespace) continue;
-      const forNumber = taken.get(event.nr);
-      if (forNumber) forNumber.push(event);
-      else taken.set(event.nr, [event]);
+      if (withheld?.(event)) continue;
+      if (event.kind === 'exit') push(exits, event.nr, event as ExitEvent);
+      else push(taken, event.nr, event as AllocationEvent);
     }
-    return { endNs, taken };
+    return { endNs, taken, exits };
   }
 
   finish(): void {
     if (this.#logging) this.#guard.endAllocationLog();
     this.#logging = false;
   }
+}
+
+function push<T>(map: Map<number, T[]>, nr: number, event: T): void {
+  const forNumber = map.get(nr);
+  if (forNumber) forNumber.push(event);
+  else map.set(nr, [event]);
 }
 
 /** No guard: the walk is taken as it comes and never called coherent. */

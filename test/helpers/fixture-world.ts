@@ -6,7 +6,7 @@
 // test says it arrives (a record can be late, as task_newtask's is).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AllocationEvent } from '../../src/guard/guard.js';
+import type { AllocationEvent, ExitEvent, LogEvent } from '../../src/guard/guard.js';
 import { TICK_NS } from '../../src/model/layout.js';
 import type { ProcessEntry } from '../../src/model/snapshot.js';
 import type { NativeProcessRead } from '../../src/native/addon.js';
@@ -27,7 +27,7 @@ export interface WorldTask {
 }
 
 interface PendingEvent {
-  event: AllocationEvent;
+  event: LogEvent;
   /** The checkpoint (0-based) from which the record can be drained. */
   due: number;
 }
@@ -72,22 +72,50 @@ export class World {
     const task = { pid, tgid: options.tgid ?? pid, comm, startNs: this.advance() };
     this.tasks.set(pid, task);
     if (options.logged ?? true) {
-      this.#pending.push({
-        event: { inum: NAMESPACE, nr: pid, startNs: task.startNs, ino: 0n, thread: task.tgid !== pid, exactStart: true },
-        due: this.#checkpoints + (options.lateBy ?? 0),
-      });
+      this.#log('new', task, this.#checkpoints + (options.lateBy ?? 0));
     }
     return task;
   }
 
-  /** A task that existed before the window (its record is not in the log). */
-  existing(pid: number, comm: string, tgid = pid): WorldTask {
-    return this.spawn(pid, comm, { tgid, logged: false });
+  #log(kind: 'new' | 'exit', task: WorldTask, due: number): void {
+    const event: LogEvent = {
+      kind,
+      inum: NAMESPACE,
+      nr: task.pid,
+      tgid: task.tgid,
+      startNs: task.startNs,
+      atNs: this.clockNs,
+      ino: 0n,
+      thread: task.tgid !== task.pid,
+      exactStart: true,
+      comm: task.comm,
+    };
+    this.#pending.push({ event, due });
   }
 
+  /** A task that existed long before the window (its record is not in the log). */
+  existing(pid: number, comm: string, tgid = pid): WorldTask {
+    const task = this.spawn(pid, comm, { tgid, logged: false });
+    task.startNs -= 1_000_000_000n;
+    return task;
+  }
+
+  /** The task exits and is reaped; its exit record is logged at once (do_exit runs before the PID is freed). */
   exit(pid: number): void {
-    if (!this.tasks.delete(pid)) throw new Error(`world: ${pid} is not alive`);
+    const task = this.tasks.get(pid);
+    if (!task) throw new Error(`world: ${pid} is not alive`);
     this.advance();
+    this.#log('exit', task, this.#checkpoints);
+    this.tasks.delete(pid);
+    this.advance();
+  }
+
+  /** The task exits but is not reaped: a zombie, still holding its PID. */
+  die(pid: number): void {
+    const task = this.tasks.get(pid);
+    if (!task) throw new Error(`world: ${pid} is not alive`);
+    this.advance();
+    this.#log('exit', task, this.#checkpoints);
   }
 
   /** The number's holder dies and a new task takes the number. */
@@ -150,10 +178,14 @@ export class World {
           return { endNs, taken: null, reason: 'allocation log overflowed (1 records lost)' };
         }
         const taken = new Map<number, AllocationEvent[]>();
+        const exits = new Map<number, ExitEvent[]>();
         const due = world.#pending.filter((p) => p.due <= index);
         world.#pending = world.#pending.filter((p) => p.due > index);
-        for (const { event } of due) taken.set(event.nr, [...(taken.get(event.nr) ?? []), event]);
-        return { endNs, taken };
+        for (const { event } of due) {
+          if (event.kind === 'exit') exits.set(event.nr, [...(exits.get(event.nr) ?? []), event as ExitEvent]);
+          else taken.set(event.nr, [...(taken.get(event.nr) ?? []), event as AllocationEvent]);
+        }
+        return { endNs, taken, exits };
       },
       finish: () => {},
     };

@@ -330,12 +330,28 @@ export function checkSnapshotDetailed(snapshot: Snapshot, truth: ChurnTruth, opt
     task.kind === 'thread'
       ? !wantThreads || (processes.get(task.tgid)?.threads.some((t) => t.tid === task.pid) ?? false)
       : processes.has(task.pid);
+  // A task the snapshot reports as exited by the window end was not alive
+  // for all of it (a zombie holds its PID, but it is no longer alive): it
+  // may be left out. The churner cannot see exits, only reaps, so this
+  // checks what it can: the start is the task's, and the exit is before the
+  // window end and before the reap. (The BPF recorder checks the exit
+  // exactly.) The exit may precede the window start: a zombie the walk saw.
+  const exitedInWindow = (task: LoggedTask): boolean =>
+    (snapshot.exited ?? []).some(
+      (e) =>
+        e.tid === task.pid &&
+        e.startNs >= task.forkBeforeNs &&
+        e.startNs <= task.forkAfterNs &&
+        e.exitNs <= window.endNs &&
+        (task.reapAfterNs === null || e.exitNs <= task.reapAfterNs),
+    );
   for (const task of truth.tasks) {
     if (!surelyThroughout(task, window.startNs, window.endNs)) {
       if (maybeThroughout(task, window.startNs, window.endNs) && !present(task)) result.ambiguous.P3++;
       continue;
     }
     if (task.kind === 'thread' && !wantThreads) continue;
+    if (!present(task) && exitedInWindow(task)) continue;
     result.required++;
     if (task.kind === 'thread') {
       const proc = processes.get(task.tgid);
@@ -408,7 +424,8 @@ export function reviveSnapshot(json: unknown): Snapshot {
       ...(s.guard.generationBefore !== undefined ? { generationBefore: big(s.guard.generationBefore) } : {}),
       ...(s.guard.generationAfter !== undefined ? { generationAfter: big(s.guard.generationAfter) } : {}),
     },
-    reused: (s.reused as any[]).map((r) => ({ pid: r.pid, atNs: big(r.atNs) })),
+    reused: (s.reused as any[]).map((r) => ({ pid: r.pid, atNs: big(r.atNs), ...(r.holder !== undefined ? { holder: r.holder } : {}) })),
+    exited: ((s.exited ?? []) as any[]).map((e) => ({ ...e, startNs: big(e.startNs), exitNs: big(e.exitNs) })),
     processes: (s.processes as any[]).map((p) => ({
       ...p,
       startNs: big(p.startNs),

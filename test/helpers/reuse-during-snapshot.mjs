@@ -2,6 +2,15 @@
 // walk and the checkpoint, kills a process the walk saw and hands its PID to
 // a new process (by writing ns_last_pid in this namespace, never the host's).
 // Prints what happened and the snapshot as one JSON line.
+//
+//   reuse-during-snapshot.mjs <maxAttempts> [withhold-new | withhold-both]
+//
+// withhold-new: the window-end race on purpose. The new task's task_newtask
+// record is held back from every drain, as if it landed after the last one
+// (in the kernel it can: copy_process() sets start_boottime, makes the task
+// visible, and fires task_newtask last). withhold-both also holds back the
+// old task's exit record, which the kernel writes before the PID is freed:
+// that cannot happen, and shows what the exit record is for.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -10,6 +19,7 @@ import { snapshot } from '../../dist/src/snapshot/snapshot.js';
 import { toJSONObject } from '../../dist/src/output/json.js';
 
 const maxAttempts = Number(process.argv[2] ?? 3);
+const withhold = process.argv[3];
 const startOf = (pid) => {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
@@ -19,6 +29,8 @@ const old = spawn('sleep', ['1000'], { stdio: 'ignore' });
 await once(old, 'spawn');
 let fresh;
 installSnapshotHooks({
+  withholdRecord: (event) =>
+    event.nr === old.pid && ((withhold === 'withhold-new' && event.kind === 'new') || withhold === 'withhold-both'),
   afterFirstWalk: async () => {
     const exited = once(old, 'exit');
     old.kill('SIGKILL');

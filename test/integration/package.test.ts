@@ -63,7 +63,7 @@ describe.runIf(isRoot)('[kernel] the npm package', () => {
     const run = spawnSync('npx', ['--offline', 'pidgen', 'snapshot'], { cwd: consumer, encoding: 'utf8', timeout: 60_000, maxBuffer: 256 << 20 });
     expect(run.status, run.stderr).toBe(0);
     const snap = JSON.parse(run.stdout) as { schema: string; coherent: boolean; processes: unknown[] };
-    expect(snap.schema).toBe('pidgen.snapshot/1');
+    expect(snap.schema).toBe('pidgen.snapshot/2');
     expect(snap.processes.length).toBeGreaterThan(0);
 
     // And the library entry point.

@@ -83,7 +83,7 @@ describe.runIf(isRoot)('[kernel] pidgen pin / unpin / status', () => {
 
     const unpinned = runCli(['unpin']);
     expect(unpinned.status).toBe(0);
-    expect(unpinned.stdout).toMatch(/removed link, iter, ns, log, bss, iter_bss, meta/);
+    expect(unpinned.stdout).toMatch(/removed link, exit_link, iter, ns, log, bss, iter_bss, meta/);
     expect(existsSync(PIN_DIR)).toBe(false);
     expect(await expectNothingLeft()).toEqual(nothing);
     expect(runCli(['status']).stdout).toMatch(/^not pinned/);

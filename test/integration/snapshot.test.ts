@@ -13,7 +13,7 @@ import { runCli } from '../helpers/cli.js';
 import { expectNothingLeft, isRoot } from '../helpers/kernel.js';
 
 const root = join(import.meta.dirname, '..', '..');
-const schema = JSON.parse(readFileSync(join(root, 'schema', 'snapshot-1.json'), 'utf8')) as object;
+const schema = JSON.parse(readFileSync(join(root, 'schema', 'snapshot-2.json'), 'utf8')) as object;
 const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
 
 interface ReuseReport {
@@ -23,16 +23,17 @@ interface ReuseReport {
   snapshot: {
     coherent: boolean;
     attempts: number;
-    reused: { pid: number; atNs: string }[];
+    reused: { pid: number; atNs: string; holder?: number }[];
+    exited: { pid: number; tid: number; comm: string; startNs: string; exitNs: string }[];
     processes: { pid: number; comm: string; startNs: string; startExact: boolean }[];
     stats: { repaired: number };
   };
 }
 
 /** Kills a process the walk saw and hands its PID to a new one, inside the window. */
-function reuseDuringSnapshot(maxAttempts: number): ReuseReport {
+function reuseDuringSnapshot(maxAttempts: number, withhold?: 'withhold-new' | 'withhold-both'): ReuseReport {
   const probe = join(root, 'test', 'helpers', 'reuse-during-snapshot.mjs');
-  const result = spawnSync('unshare', ['-pfm', '--mount-proc', process.execPath, probe, String(maxAttempts)], {
+  const result = spawnSync('unshare', ['-pfm', '--mount-proc', process.execPath, probe, String(maxAttempts), ...(withhold ? [withhold] : [])], {
     encoding: 'utf8',
     timeout: 60_000,
   });
@@ -54,7 +55,30 @@ describe.runIf(isRoot)('[kernel] exact repair', () => {
     expect(entry?.startExact).toBe(true);
     // The entry now describes the new task: its exact start matches /proc's ticks.
     expect(BigInt(entry!.startNs) / 10_000_000n).toBe(BigInt(report.freshStartTicks));
-    expect(snap.reused).toEqual([{ pid: report.oldPid, atNs: entry!.startNs }]);
+    expect(snap.reused).toEqual([{ pid: report.oldPid, atNs: entry!.startNs, holder: report.oldPid }]);
+    // The old task came from before the window and died in it: listed as exited.
+    expect(snap.exited).toEqual([expect.objectContaining({ pid: report.oldPid, tid: report.oldPid, comm: 'sleep' })]);
+  });
+
+  it('the window-end race, held open on purpose: the new task\'s record never reaches a drain, and the stale entry is still not listed', () => {
+    const report = reuseDuringSnapshot(3, 'withhold-new');
+    const snap = report.snapshot;
+    expect(report.freshPid).toBe(report.oldPid);
+    expect(snap.coherent).toBe(true);
+    const entry = snap.processes.find((p) => p.pid === report.oldPid);
+    // Whatever is listed under the number, it is not the old task: the old
+    // task's exit record (written before its PID was freed) made the last
+    // checkpoint re-read it, and it was gone.
+    if (entry) expect(BigInt(entry.startNs) / 10_000_000n).toBe(BigInt(report.freshStartTicks));
+    expect(snap.exited.map((t) => t.tid)).toContain(report.oldPid);
+  });
+
+  it('the exit record is what closes it: with that record held back too (the kernel never does this), the stale old task is listed', () => {
+    const report = reuseDuringSnapshot(3, 'withhold-both');
+    const entry = report.snapshot.processes.find((p) => p.pid === report.oldPid);
+    expect(entry).toBeDefined();
+    expect(BigInt(entry!.startNs) / 10_000_000n).not.toBe(BigInt(report.freshStartTicks));
+    expect(report.snapshot.reused).toEqual([]);
   });
 
   it('with no pass left to re-read, the stale entry is dropped and the snapshot is still coherent', () => {
@@ -62,7 +86,10 @@ describe.runIf(isRoot)('[kernel] exact repair', () => {
     expect(report.snapshot.coherent).toBe(true);
     expect(report.snapshot.attempts).toBe(1);
     expect(report.snapshot.processes.map((p) => p.pid)).not.toContain(report.oldPid);
+    // The number is not in the snapshot, so neither is its hand-over; the
+    // old task is listed as having exited in the window.
     expect(report.snapshot.reused).toEqual([]);
+    expect(report.snapshot.exited.map((t) => t.tid)).toContain(report.oldPid);
   });
 
   it('a quiet snapshot is coherent at the first attempt, lists this process, and unloads its guard', async () => {
@@ -103,14 +130,14 @@ describe.runIf(isRoot)('[kernel] pidgen snapshot', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pidgen-snapshot-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('writes JSON when stdout is not a terminal, and it validates against schema/snapshot-1.json', () => {
+  it('writes JSON when stdout is not a terminal, and it validates against schema/snapshot-2.json', () => {
     const result = runCli(['snapshot']);
     expect(result.status).toBe(0);
     const json = JSON.parse(result.stdout) as { schema: string; coherent: boolean; processes: { pid: number }[] };
     const valid = validate(json);
     expect(validate.errors ?? []).toEqual([]);
     expect(valid).toBe(true);
-    expect(json.schema).toBe('pidgen.snapshot/1');
+    expect(json.schema).toBe('pidgen.snapshot/2');
     expect(json.coherent).toBe(true);
     expect(json.processes.some((p) => p.pid === 1)).toBe(true);
   });
@@ -132,7 +159,7 @@ describe.runIf(isRoot)('[kernel] pidgen snapshot', () => {
     expect(result.status).toBe(0);
     const lines = result.stdout.trimEnd().split('\n');
     const header = JSON.parse(lines[0]!) as { processCount: number; schema: string };
-    expect(header.schema).toBe('pidgen.snapshot/1');
+    expect(header.schema).toBe('pidgen.snapshot/2');
     expect(lines.length - 1).toBe(header.processCount);
     for (const line of lines.slice(1)) expect(JSON.parse(line)).toHaveProperty('pid');
   });

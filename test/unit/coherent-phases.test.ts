@@ -138,4 +138,59 @@ describe('coherence phases', () => {
     expect(other.threads.map((t) => t.tid)).toEqual([200]);
     expect(outcome.reused).toEqual([]);
   });
+
+  it('a PID handed over twice in one window: both hand-overs, in time order, the holder on the last, the middle task under exited', async () => {
+    const world = new World();
+    world.existing(1, 'init');
+    world.existing(300, 'first');
+    let middle = 0n;
+    let last = 0n;
+    const outcome = await walkCoherently(world.tracker(), world.source(), { maxAttempts: 3 }, {
+      afterFirstWalk: () => {
+        middle = world.handOver(300, 'second').startNs;
+        last = world.handOver(300, 'third').startNs;
+      },
+    });
+    expect(outcome.coherent).toBe(true);
+    expect(commOf(outcome, 300)).toBe('third');
+    expect(outcome.reused).toEqual([
+      { pid: 300, atNs: middle },
+      { pid: 300, atNs: last, holder: 300 },
+    ]);
+    expect(outcome.exited.map((t) => [t.tid, t.comm, t.startNs === middle])).toEqual([
+      [300, 'first', false],
+      [300, 'second', true],
+    ]);
+  });
+
+  it('the window-end race: a stale entry whose successor\'s record never arrives is dropped, not claimed coherent', async () => {
+    const world = new World();
+    world.existing(1, 'init');
+    world.existing(312, 'old');
+    const outcome = await walkCoherently(world.tracker(), world.source(), { maxAttempts: 3 }, {
+      afterFirstWalk: () => {
+        // The old task exits and is reaped; a new task takes 312 before the
+        // window ends, but its task_newtask record lands after every drain.
+        world.handOver(312, 'successor', { lateBy: 99 });
+      },
+    });
+    expect(outcome.coherent).toBe(true);
+    // Not the old task under 312: it died in the window.
+    expect(outcome.processes.find((p) => p.pid === 312)?.comm).not.toBe('old');
+    expect(outcome.exited.map((t) => [t.tid, t.comm])).toEqual([[312, 'old']]);
+  });
+
+  it('a process that exited inside the window but is not reaped (a zombie) stays: it still holds its PID', async () => {
+    const world = new World();
+    world.existing(1, 'init');
+    world.existing(500, 'zombie');
+    const outcome = await walkCoherently(world.tracker(), world.source(), { maxAttempts: 3 }, {
+      afterFirstWalk: () => world.die(500),
+    });
+    expect(outcome.coherent).toBe(true);
+    expect(pids(outcome)).toEqual([1, 500]);
+    expect(outcome.exited).toEqual([]);
+    // Re-read once after the window end to check it still holds 500.
+    expect(world.rereads).toEqual([[500]]);
+  });
 });

@@ -62,6 +62,7 @@ function snap(processes: ProcessEntry[], reused: ReusedPid[] = []): Snapshot {
     coherent: true,
     attempts: 1,
     reused,
+    exited: [],
     processes,
     stats: { tasks: processes.length, durationNs: ms(110) - ms(100) },
   };
@@ -224,11 +225,23 @@ describe('checkSnapshot', () => {
     expect(checkSnapshot(snap([proc(301, 't0_1f', ms(20))]), any).map((x) => x.property)).toEqual(['P1']);
   });
 
-  it('revives pidgen.snapshot/1 JSON into the checked shape', () => {
+  it('revives pidgen.snapshot JSON into the checked shape', () => {
     const s = snap([...clean(), C4], [{ pid: 360, atNs: ms(105.1) }]);
     const json = JSON.parse(JSON.stringify(s, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
     const back = reviveSnapshot(json);
     expect(back).toEqual(s);
     expect(checkSnapshot(back, truth)).toEqual([]);
+  });
+
+  it('a task missing from the snapshot is excused only when its exit by the window end is reported, and before its reap', () => {
+    // C4-like: a child alive through the window by the churner's bounds.
+    const log = parseChurnLog([row('child', 350, 350, 'c350', 50, 50.1, 120, 120.1)].join('\n'));
+    expect(checkSnapshot(snap([]), log).map((x) => x.property)).toEqual(['P3']);
+    const exitedAt = (exitMs: number) => ({ ...snap([]), exited: [{ pid: 350, tid: 350, comm: 'c350', startNs: ms(50.05), exitNs: ms(exitMs) }] });
+    expect(checkSnapshot(exitedAt(105), log)).toEqual([]);
+    // An exit reported after the window end, or after the reap, excuses nothing.
+    expect(checkSnapshot(exitedAt(111), log).map((x) => x.property)).toEqual(['P3']);
+    // A zombie that exited before the window and was dropped: excused.
+    expect(checkSnapshot(exitedAt(90), log)).toEqual([]);
   });
 });

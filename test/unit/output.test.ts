@@ -19,7 +19,7 @@ const BIG_GENERATION = 18_446_744_073_709_551_615n; // 2^64 - 1
 
 function sampleSnapshot(): Snapshot {
   return {
-    schema: 'pidgen.snapshot/1',
+    schema: 'pidgen.snapshot/2',
     host: { hostname: 'builder', kernel: '6.18.0-1-amd64', bootId: '0b6f2c1e-6a39-4c33-9d55-3a7c2e5f1d20' },
     pidNamespace: { inum: 4026531836 },
     clock: 'boottime',
@@ -33,7 +33,11 @@ function sampleSnapshot(): Snapshot {
     },
     coherent: true,
     attempts: 2,
-    reused: [{ pid: 4242, atNs: 86_400_130_000_001n }],
+    reused: [
+      { pid: 4242, atNs: 86_400_125_000_001n },
+      { pid: 4242, atNs: 86_400_130_000_001n, holder: 4242 },
+    ],
+    exited: [{ pid: 4242, tid: 4242, comm: 'brief', startNs: 86_400_125_000_001n, exitNs: 86_400_127_500_000n }],
     processes: [
       {
         pid: 1, ppid: 0, uid: 0, comm: 'systemd', cmdline: ['/sbin/init', 'splash'], state: 'S',
@@ -81,12 +85,13 @@ function sampleSnapshot(): Snapshot {
   };
 }
 
-const schema = JSON.parse(readFileSync(new URL('../../schema/snapshot-1.json', import.meta.url), 'utf8')) as object;
+const schema = JSON.parse(readFileSync(new URL('../../schema/snapshot-2.json', import.meta.url), 'utf8')) as object;
+const schemaV1 = JSON.parse(readFileSync(new URL('../../schema/snapshot-1.json', import.meta.url), 'utf8')) as object;
 const ajv = new Ajv2020({ allErrors: true, strict: true });
 const validate = ajv.compile(schema);
 
-describe('pidgen.snapshot/1 JSON', () => {
-  it('toJSON output validates against schema/snapshot-1.json', () => {
+describe('pidgen.snapshot/2 JSON', () => {
+  it('toJSON output validates against schema/snapshot-2.json', () => {
     const ok = validate(JSON.parse(toJSON(sampleSnapshot())));
     expect(validate.errors ?? []).toEqual([]);
     expect(ok).toBe(true);
@@ -139,7 +144,7 @@ describe('pidgen.snapshot/1 JSON', () => {
   it('keys come in schema order and absent optional fields are omitted, not null', () => {
     const doc = JSON.parse(toJSON(sampleSnapshot())) as Record<string, unknown>;
     expect(Object.keys(doc)).toEqual([
-      'schema', 'host', 'pidNamespace', 'clock', 'window', 'source', 'guard', 'coherent', 'attempts', 'reused', 'processes', 'stats',
+      'schema', 'host', 'pidNamespace', 'clock', 'window', 'source', 'guard', 'coherent', 'attempts', 'reused', 'exited', 'processes', 'stats',
     ]);
     const processes = doc['processes'] as Record<string, unknown>[];
     expect(Object.keys(processes[0]!)).toEqual([
@@ -152,13 +157,33 @@ describe('pidgen.snapshot/1 JSON', () => {
   it('toJSON ends with a newline; pretty output is indented', () => {
     expect(toJSON(sampleSnapshot()).endsWith('}\n')).toBe(true);
     expect(toJSON(sampleSnapshot()).split('\n')).toHaveLength(2);
-    expect(toJSON(sampleSnapshot(), { pretty: true })).toMatch(/^\{\n  "schema": "pidgen.snapshot\/1",\n/);
+    expect(toJSON(sampleSnapshot(), { pretty: true })).toMatch(/^\{\n  "schema": "pidgen.snapshot\/2",\n/);
   });
 
   it('fromJSON refuses another schema by name', () => {
-    const doc = { ...(JSON.parse(toJSON(sampleSnapshot())) as object), schema: 'pidgen.snapshot/2' };
-    expect(() => fromJSON(JSON.stringify(doc))).toThrow(/expected "schema": "pidgen.snapshot\/1", got "pidgen.snapshot\/2"/);
+    const doc = { ...(JSON.parse(toJSON(sampleSnapshot())) as object), schema: 'pidgen.snapshot/3' };
+    expect(() => fromJSON(JSON.stringify(doc))).toThrow(/expected "schema": "pidgen.snapshot\/2", got "pidgen.snapshot\/3"/);
     expect(() => fromJSON('{"hello":1}')).toThrow(PidgenError);
+  });
+
+  it('fromJSON still reads a pidgen.snapshot/1 document: no exited list, and each hand-over\'s holder worked out from start times', () => {
+    // A version 1 document as pidgen 0.1 wrote it: one hand-over per number, no holder, no exited.
+    const v1 = JSON.parse(toJSON(sampleSnapshot())) as Record<string, unknown>;
+    v1['schema'] = 'pidgen.snapshot/1';
+    delete v1['exited'];
+    v1['reused'] = [{ pid: 1201, atNs: '9876599000000' }, { pid: 4242, atNs: '86400130000001' }];
+    expect(ajv.compile(schemaV1)(v1)).toBe(true);
+    const back = fromJSON(JSON.stringify(v1));
+    expect(back.exited).toEqual([]);
+    // 1201 is a thread of 1200 that started after its hand-over, and 4242
+    // the process that started exactly at its own: each is the holder.
+    expect(back.reused).toEqual([
+      { pid: 1201, atNs: 9_876_599_000_000n, holder: 1200 },
+      { pid: 4242, atNs: 86_400_130_000_001n, holder: 4242 },
+    ]);
+    // A hand-over after the entry's start: the entry is the old holder.
+    v1['reused'] = [{ pid: 1, atNs: '86400124000000' }];
+    expect(fromJSON(JSON.stringify(v1)).reused).toEqual([{ pid: 1, atNs: 86_400_124_000_000n }]);
   });
 
   it('fromJSON names the JSON path of a bad field', () => {
@@ -179,7 +204,7 @@ describe('JSONL', () => {
     const header = JSON.parse(lines[0]!) as Record<string, unknown>;
     expect(header['processes']).toBeUndefined();
     expect(header['processCount']).toBe(snapshot.processes.length);
-    expect(header['schema']).toBe('pidgen.snapshot/1');
+    expect(header['schema']).toBe('pidgen.snapshot/2');
 
     // Reassembled, the lines are the JSON document, so each line validates as a process.
     const { processCount: _, ...rest } = header;
@@ -211,16 +236,27 @@ describe('table', () => {
 
   it('has a short header naming namespace, source, guard and coherence', () => {
     expect(headerEnd).toBeGreaterThan(0);
-    expect(headerEnd).toBeLessThanOrEqual(4);
+    expect(headerEnd).toBeLessThanOrEqual(6);
     const header = lines.slice(0, headerEnd).join('\n');
     expect(header).toContain('pid namespace 4026531836');
     expect(header).toContain('source procfs');
     expect(header).toContain('guard bpf via tp_btf/task_newtask');
     expect(header).toContain('coherent: yes');
     expect(header).toContain('attempts 2');
-    expect(header).toContain('reused 1');
+    expect(header).toContain('reused 2');
+    expect(header).toContain('exited 1');
     expect(header).toContain('tasks 8');
     expect(header).toContain('window 12.345 ms');
+  });
+
+  it('lists every hand-over and the tasks that exited in the window, escaped', () => {
+    const text = toTable({
+      ...sampleSnapshot(),
+      reused: [{ pid: 7, atNs: 1_500_000_000n }, { pid: 7, atNs: 2_250_000_000n, holder: 7 }],
+      exited: [{ pid: 9, tid: 10, comm: 'bad\u001bname', startNs: 1_000_000_000n, exitNs: 3_000_000_000n }],
+    });
+    expect(text).toContain('hand-overs (pid at s since boot, -> holder): 7 at 1.500, 7 at 2.250 -> 7');
+    expect(text).toContain('exited in the window (pid/tid name, start-exit s since boot): 9/10 bad\\x1bname 1.000-3.000');
   });
 
   it('says why a snapshot is not coherent', () => {

@@ -54,7 +54,7 @@ const TICK = 10_000_000n;
 
 function snapshotOf(processes: ProcessEntry[], reused: Snapshot['reused'] = []): Snapshot {
   return {
-    schema: 'pidgen.snapshot/1',
+    schema: 'pidgen.snapshot/2',
     host: { hostname: 'builder', kernel: '6.18.0-1-amd64', bootId: '0b6f2c1e-6a39-4c33-9d55-3a7c2e5f1d20' },
     pidNamespace: { inum: 4026531836 },
     clock: 'boottime',
@@ -64,6 +64,7 @@ function snapshotOf(processes: ProcessEntry[], reused: Snapshot['reused'] = []):
     coherent: true,
     attempts: 1,
     reused,
+    exited: [],
     processes,
     stats: { tasks: processes.length, durationNs: END - START },
   };
