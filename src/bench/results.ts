@@ -223,7 +223,7 @@ export function evaluateTargets(scans: readonly ScanResult[], forkPath: ForkPath
       // they decide; the paired timing is shown beside them as a cross-check.
       const overhead = program ? program.idle / forkPath.noGuard.median : forkPath.idleRatio - 1;
       const programShare = program
-        ? `the program itself (kernel BPF statistics): ${signedPercent(program.idle / forkPath.noGuard.median)} idle, ${signedPercent(program.logging / forkPath.noGuard.median)} logging; paired timing: `
+        ? `the programs themselves (kernel BPF statistics): ${signedPercent(program.idle / forkPath.noGuard.median)} idle, ${signedPercent(program.logging / forkPath.noGuard.median)} logging; paired timing: `
         : '';
       targets.push({
         id: 'guard-fork-overhead',

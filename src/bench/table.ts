@@ -80,7 +80,7 @@ export function forkSection(fork: ForkPathResult): string {
   if (fork.programNsPerRun) {
     const { idle, logging } = fork.programNsPerRun;
     text +=
-      `By the kernel's BPF run-time statistics, pidgen's program itself runs ${formatNumber(idle / 1e3)} µs per fork idle ` +
+      `By the kernel's BPF run-time statistics, pidgen's programs themselves (the counter on task creation and the exit logger) run ${formatNumber(idle / 1e3)} µs per fork+exit idle ` +
       `(${signedPercent(idle / fork.noGuard.median)} of a fork) and ${formatNumber(logging / 1e3)} µs logging ` +
       `(${signedPercent(logging / fork.noGuard.median)}).\n`;
   }

@@ -139,7 +139,7 @@ describe('the Markdown report', () => {
     expect(rows[0]).toEqual([...FORK_COLUMNS]);
     expect(rows.slice(2).map((r) => r[0])).toEqual(['none', 'attached (tp_btf/task_newtask), idle', 'attached, logging']);
     expect(rows[3]?.[3]).toBe('1.005 (+0.5%)');
-    expect(report).toContain("pidgen's program itself runs 0.800 µs per fork idle (+0.8% of a fork)");
+    expect(report).toContain("pidgen's programs themselves (the counter on task creation and the exit logger) run 0.800 µs per fork+exit idle (+0.8% of a fork)");
   });
 
   it('judges every target, pass or MISS, in its own table', () => {
@@ -186,7 +186,7 @@ describe('evaluateTargets', () => {
     expect(t['procfs-vs-ref-walker']).toMatchObject({ status: 'miss', measured: "2.00× the walker's time" });
     expect(t['guard-fork-overhead']?.status).toBe('miss');
     // The kernel's statistics of the program decide; paired timing is shown too.
-    expect(t['guard-fork-overhead']?.measured).toMatch(/^the program itself \(kernel BPF statistics\): \+3\.0% idle, .*; paired timing: \+3\.0% idle/);
+    expect(t['guard-fork-overhead']?.measured).toMatch(/^the programs themselves \(kernel BPF statistics\): \+3\.0% idle, .*; paired timing: \+3\.0% idle/);
     expect(t['peak-rss']).toMatchObject({ status: 'miss' });
     expect(t['peak-rss']?.measured).toBe('180.0 MB (pidgen procfs); a library process after two snapshot() calls: 180.0 MB (pidgen procfs)');
   });
