@@ -418,6 +418,8 @@ function applyExactStart(process: ProcessEntry, events: readonly AllocationEvent
   if (event?.exactStart && !event.thread && event.ino !== 0n && event.ino === process.pidfdIno) {
     process.startNs = event.startNs;
     process.startExact = true;
+    // The main thread is the same task: the same start.
+    for (const thread of process.threads) if (thread.tid === process.pid) thread.startNs = event.startNs;
   }
 }
 
