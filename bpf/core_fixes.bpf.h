@@ -33,8 +33,15 @@ static __always_inline struct upid *pidgen_upid_at(struct pid *pid, unsigned int
  * what fstat() on a pidfd returns. struct pid gained `ino` with pidfs in
  * v6.9 ("pidfs: convert to path_from_stashed() helper"); before that there is
  * no such identity and 0 says so.
+ *
+ * A subprogram of its own, never inlined: inlined into a loop, clang 14
+ * hoisted the loop-invariant `pid + offsetof(ino)` above the field-exists
+ * branch, so on kernels without pid->ino the verifier reached the
+ * instruction libbpf poisons for the failed relocation and refused the
+ * program ("failed to resolve CO-RE relocation ... struct pid.ino", EINVAL;
+ * seen on Debian 12's 6.1 and Debian 11's 5.10).
  */
-static __always_inline __u64 pidgen_pid_ino(struct pid *pid)
+static __noinline __u64 pidgen_pid_ino(struct pid *pid)
 {
 	if (bpf_core_field_exists(pid->ino))
 		return BPF_CORE_READ(pid, ino);
