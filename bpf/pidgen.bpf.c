@@ -50,16 +50,29 @@ struct pidgen_stats stats = {};
  */
 __u32 log_inum = 0;
 
+/*
+ * pidfs gives every struct pid an inode number that is never reused (6.9+):
+ * the one identity that tells two holders of a PID apart; 0 before 6.9.
+ *
+ * A subprogram of its own, not inlined: inlined into count_pid()'s loop,
+ * clang 14 hoisted the loop-invariant `pid + offsetof(ino)` above the
+ * field-exists branch, so on kernels without pid->ino the verifier reached
+ * the instruction libbpf poisons for the failed relocation and refused every
+ * attach point ("failed to resolve CO-RE relocation ... struct pid.ino",
+ * EINVAL, seen on Debian 12's 6.1 and Debian 11's 5.10).
+ */
+static __noinline __u64 pidfs_ino(struct pid *pid)
+{
+	if (!bpf_core_field_exists(pid->ino))
+		return 0;
+	return BPF_CORE_READ(pid, ino);
+}
+
 static __always_inline void log_allocation(struct pid *pid, __u32 inum, __u32 nr, __u64 start_ns, __u32 flags)
 {
 	struct pidgen_alloc_event *event;
-	__u64 ino = 0;
-
-	/* pidfs gives every struct pid an inode number that is never reused
-	 * (6.9+): the one identity that tells two holders of a PID apart. Read
-	 * here, not per fork: only logged allocations need it. */
-	if (bpf_core_field_exists(pid->ino))
-		ino = BPF_CORE_READ(pid, ino);
+	/* Read here, not per fork: only logged allocations need it. */
+	__u64 ino = pidfs_ino(pid);
 
 	event = bpf_ringbuf_reserve(&pidgen_log, sizeof(*event), 0);
 	if (!event) {
