@@ -33,8 +33,18 @@ std::string* log_sink = nullptr;
 bool log_verbose = false;
 
 int CaptureLibbpfPrint(enum libbpf_print_level level, const char* format, va_list args) {
-  char line[1024];
-  vsnprintf(line, sizeof line, format, args);
+  // One call can carry a whole verifier log (libbpf prints it with a single
+  // "%s"), and its reason is in the last lines: format it at full length, a
+  // fixed buffer would keep only the first lines.
+  va_list measure;
+  va_copy(measure, args);
+  int length = vsnprintf(nullptr, 0, format, measure);
+  va_end(measure);
+  if (length < 0) return 0;
+  std::string formatted(static_cast<size_t>(length) + 1, '\0');
+  vsnprintf(formatted.data(), formatted.size(), format, args);
+  formatted.resize(static_cast<size_t>(length));
+  const char* line = formatted.c_str();
   // Verbose shows warnings and info; libbpf's debug level is a firehose.
   if ((log_verbose && level != LIBBPF_DEBUG) || (level == LIBBPF_WARN && log_sink == nullptr)) fputs(line, stderr);
   if (log_sink != nullptr && level != LIBBPF_DEBUG) {
