@@ -54,8 +54,12 @@ static __always_inline __u32 nr_in(struct pid *pid, unsigned int level, struct p
 static __always_inline bool fill_record(struct pidgen_task_record *r, struct task_struct *task)
 {
 	/* The iterator lists the tasks of the reader's active PID namespace,
-	 * so that namespace is the scanning one: read it off the reader. */
-	struct task_struct *me = bpf_get_current_task_btf();
+	 * so that namespace is the scanning one: read it off the reader.
+	 * bpf_get_current_task(), not the _btf variant: that one came in 5.11
+	 * ("bpf: Implement get_current_task_btf and RET_PTR_TO_BTF_ID") and 5.10
+	 * refuses it ("invalid func unknown#158"), while iter/task dates from 5.8. Every
+	 * read below goes through BPF_CORE_READ, so a BTF pointer buys nothing. */
+	struct task_struct *me = (struct task_struct *)bpf_get_current_task();
 	struct pid *my_pid = BPF_CORE_READ(me, thread_pid);
 	unsigned int level = BPF_CORE_READ(my_pid, level);
 	struct pid_namespace *ns;

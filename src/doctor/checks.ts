@@ -3,7 +3,7 @@
  * are really loaded and attached (then closed), not guessed from versions.
  */
 import { canLoadTracingBpf, effectiveCapabilities } from '../host/capabilities.js';
-import { hasVmlinuxBtf, kernelAtLeast, kernelVersion, lockdownMode, VMLINUX_BTF_PATH } from '../host/kernel.js';
+import { bpfGuardKernelGap, hasVmlinuxBtf, kernelAtLeast, kernelVersion, lockdownMode, VMLINUX_BTF_PATH } from '../host/kernel.js';
 import { mountsOfType, readMounts } from '../host/mounts.js';
 import { PidgenError } from '../errors.js';
 import { ATTACH_ORDER, ATTACH_POINTS } from '../guard/guard.js';
@@ -35,7 +35,8 @@ function check(name: string, status: CheckStatus, detail: string, advice?: strin
   return advice && status !== 'ok' ? { name, status, detail, advice } : { name, status, detail };
 }
 
-function attachAdvice(kind: string, code: string, anyLoads: boolean): string {
+function attachAdvice(kind: string, code: string, anyLoads: boolean, kernelGap: string | undefined): string {
+  if (code === 'EINVAL' && kernelGap) return `${kernelGap}; snapshots use the cursor guard`;
   if (code === 'EPERM' && kind === 'fexit') {
     return anyLoads
       ? 'fentry/fexit is refused here (lockdown or no BPF trampoline); pidgen falls back to the next attach point, nothing to do'
@@ -51,17 +52,20 @@ export function runDoctor(options: { verbose?: boolean } = {}): DoctorReport {
 
   const kernel = kernelVersion();
   const kernelOk = kernelAtLeast(kernel, 5, 8);
+  const kernelGap = bpfGuardKernelGap(kernel);
   const features = [
-    kernelAtLeast(kernel, 5, 12) ? null : 'BPF atomics need >= 5.12',
+    kernelGap ? 'no BPF atomic xchg before 5.12' : null,
     kernelAtLeast(kernel, 6, 9) ? 'pidfs inodes' : null,
     kernelAtLeast(kernel, 6, 14) ? 'per-namespace pid_max' : null,
   ].filter(Boolean);
   checks.push(
     check(
       'kernel',
-      kernelOk ? 'ok' : 'fail',
+      !kernelOk ? 'fail' : kernelGap ? 'warn' : 'ok',
       `${kernel.release}${features.length ? ` (${features.join(', ')})` : ''}`,
-      'the BPF guard needs Linux >= 5.8 with BTF; older kernels need a non-BPF guard',
+      kernelOk
+        ? 'the BPF guard needs Linux >= 5.12; snapshots use the cursor guard here'
+        : 'pidgen\'s BPF programs need Linux >= 5.8 with BTF (the BPF guard >= 5.12); snapshots use the cursor guard here',
     ),
   );
 
@@ -121,7 +125,7 @@ export function runDoctor(options: { verbose?: boolean } = {}): DoctorReport {
         `attach ${ATTACH_POINTS[r.kind]}`,
         r.ok ? 'ok' : usable ? 'warn' : 'fail',
         r.ok ? r.message : `refused: ${r.code}`,
-        attachAdvice(r.kind, r.code, Boolean(usable)),
+        attachAdvice(r.kind, r.code, Boolean(usable), kernelGap),
       ),
     );
   }
@@ -159,7 +163,7 @@ export function runDoctor(options: { verbose?: boolean } = {}): DoctorReport {
   const chosenGuard = chooseGuard('auto', '/proc', verbose);
   const guard: DoctorReport['guard'] = chosenGuard.guard
     ? { kind: 'bpf', attach: chosenGuard.guard.attach, pinned: chosenGuard.guard.pinned }
-    : { kind: 'cursor', reason: results.map((r) => `${ATTACH_POINTS[r.kind]}: ${r.code}`).join('; ') };
+    : { kind: 'cursor', reason: kernelGap ?? results.map((r) => `${ATTACH_POINTS[r.kind]}: ${r.code}`).join('; ') };
   chosenGuard.tracker.finish();
   chosenGuard.close();
   return { checks, guard, source };

@@ -32,6 +32,18 @@ export function kernelAtLeast(version: KernelVersion, major: number, minor: numb
   return version.major > major || (version.major === major && version.minor >= minor);
 }
 
+/**
+ * Why this kernel's version rules out the BPF guard, in one line, or
+ * undefined when it does not. The fork-path program swaps the namespace's
+ * last PID number atomically (BPF_XCHG); the verifier accepts that from 5.12
+ * ("bpf: Add instructions for atomic_[cmp]xchg"), and 5.10 refuses it with
+ * "BPF_STX uses reserved fields".
+ */
+export function bpfGuardKernelGap(version: KernelVersion = kernelVersion()): string | undefined {
+  if (kernelAtLeast(version, 5, 12)) return undefined;
+  return `Linux ${version.major}.${version.minor} has no BPF atomic exchange (xchg), which the BPF guard needs (Linux >= 5.12)`;
+}
+
 export function hasVmlinuxBtf(path = VMLINUX_BTF_PATH): boolean {
   return existsSync(path);
 }

@@ -11,13 +11,14 @@
  * read it without loading anything) and `iter_bss` (its settings).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { fsError, PidgenError } from '../errors.js';
 import { Guard, type NamespaceCounter } from '../guard/guard.js';
 import { TaskIterator } from '../iter/task-iter.js';
 import { mountsOfType } from '../host/mounts.js';
 import { attachPointOfId, DEFAULT_PIN_DIR, PIN_NAMES, PINNED_ITER, PINNED_ITER_SLEEPABLE } from '../model/layout.js';
 import { nativeAddon, type NativeMeta } from '../native/addon.js';
+import { describeOwner, pinDirOwner, untrustedBecause } from './owner.js';
 
 /** Every name `pidgen pin` creates; `unpin` removes these and nothing else. */
 export const PINNED_NAMES = Object.values(PIN_NAMES);
@@ -45,9 +46,38 @@ function toInfo(dir: string, meta: NativeMeta): PinInfo {
   };
 }
 
-/** The pin's meta record, or undefined when nothing is pinned at dir. */
+/** What dir holds, for messages: "holding a, b" or "empty". */
+function contents(dir: string): string {
+  try {
+    const names = readdirSync(dir);
+    return names.length ? `holding ${names.join(', ')}` : 'empty';
+  } catch (error) {
+    return `unreadable (${(error as NodeJS.ErrnoException).code ?? 'EIO'})`;
+  }
+}
+
+/** How to clear a directory that blocks pinning. */
+function clearHint(dir: string): string {
+  return `bpffs lets any user mkdir there; see what it holds (ls -la ${dir}), remove it as root (rm -r ${dir}), then run \`pidgen pin\``;
+}
+
+/**
+ * The pin's meta record, or undefined when nothing is pinned at dir. A pin
+ * directory that root does not own alone is refused, not read: its maps could
+ * be anyone's.
+ */
 export function readPinned(dir = DEFAULT_PIN_DIR): PinInfo | undefined {
   if (!existsSync(`${dir}/${PIN_NAMES.meta}`)) return undefined;
+  const owner = pinDirOwner(dir);
+  const untrusted = untrustedBecause(owner);
+  if (untrusted) {
+    throw new PidgenError(`read pin ${dir}: the directory is ${describeOwner(owner)}, ${untrusted}, so its pins cannot be trusted`, {
+      code: 'EPERM',
+      op: 'read pin',
+      target: dir,
+      hint: clearHint(dir),
+    });
+  }
   return toInfo(dir, nativeAddon().readPinnedMeta(dir));
 }
 
@@ -92,6 +122,14 @@ export function pin(options: { dir?: string; verbose?: boolean } = {}): PinResul
   const dir = options.dir ?? DEFAULT_PIN_DIR;
   const { mounted } = ensureBpffs(dir);
   if (existsSync(dir)) {
+    const owner = pinDirOwner(dir);
+    const untrusted = untrustedBecause(owner);
+    if (untrusted) {
+      throw new PidgenError(
+        `pin ${dir}: the directory exists but is ${describeOwner(owner)}, ${untrusted} (${contents(dir)}); pidgen pins only into a directory that root owns and alone can write`,
+        { code: 'EEXIST', op: 'pin', target: dir, hint: clearHint(dir) },
+      );
+    }
     let info: PinInfo | undefined;
     try {
       info = readPinned(dir);
@@ -104,11 +142,11 @@ export function pin(options: { dir?: string; verbose?: boolean } = {}): PinResul
       }, { cause: error });
     }
     if (!info) {
-      throw new PidgenError(`pin ${dir}: the directory exists but holds no pidgen counter`, {
+      throw new PidgenError(`pin ${dir}: the directory exists but holds no pidgen counter (${describeOwner(owner)}, ${contents(dir)})`, {
         code: 'EEXIST',
         op: 'pin',
         target: dir,
-        hint: 'run `pidgen unpin` to clear what pidgen would have pinned there, or choose another directory',
+        hint: 'run `pidgen unpin` to clear what pidgen would have pinned there (and the directory, once empty), then pin again',
       });
     }
     const ours = nativeAddon().layoutVersion;
@@ -122,7 +160,10 @@ export function pin(options: { dir?: string; verbose?: boolean } = {}): PinResul
   }
 
   try {
-    mkdirSync(dir);
+    // 0755 whatever the umask: a later pin or snapshot trusts only a
+    // directory that root alone can write.
+    mkdirSync(dir, { mode: 0o755 });
+    chmodSync(dir, 0o755);
   } catch (error) {
     throw fsError('mkdir', dir, error);
   }
@@ -171,11 +212,29 @@ export interface UnpinResult {
   /** Files in the directory that pidgen did not create, left in place. */
   leftAlone: string[];
   wasPinned: boolean;
+  /** The directory existed (pinned or not). */
+  existed: boolean;
+  /** The directory was removed (it was empty once pidgen's names were gone). */
+  removedDir: boolean;
+  /** "owned by root (uid 0), mode 0755", when it existed. */
+  owner?: string;
 }
 
-/** Removes exactly what `pin` created; unpinning the link detaches the program. */
+/**
+ * Removes exactly what `pin` created; unpinning the link detaches the
+ * program. A directory root does not own alone is not pidgen's: it is left
+ * as it is, and the error says whose it is and how to clear it.
+ */
 export function unpin(dir = DEFAULT_PIN_DIR): UnpinResult {
-  if (!existsSync(dir)) return { removed: [], leftAlone: [], wasPinned: false };
+  if (!existsSync(dir)) return { removed: [], leftAlone: [], wasPinned: false, existed: false, removedDir: false };
+  const owner = pinDirOwner(dir);
+  const untrusted = untrustedBecause(owner);
+  if (untrusted) {
+    throw new PidgenError(
+      `unpin ${dir}: not pidgen's pin directory: ${describeOwner(owner)}, ${untrusted} (${contents(dir)}); left alone`,
+      { code: 'EPERM', op: 'unpin', target: dir, hint: `it blocks \`pidgen pin\`: ${clearHint(dir)}` },
+    );
+  }
   const present = readdirSync(dir);
   const removed: string[] = [];
   // PINNED_NAMES lists the links first: programs detach before their maps go.
@@ -196,7 +255,14 @@ export function unpin(dir = DEFAULT_PIN_DIR): UnpinResult {
       throw fsError('rmdir', dir, error);
     }
   }
-  return { removed, leftAlone, wasPinned: removed.length > 0 };
+  return {
+    removed,
+    leftAlone,
+    wasPinned: removed.length > 0,
+    existed: true,
+    removedDir: leftAlone.length === 0,
+    owner: describeOwner(owner),
+  };
 }
 
 export interface PinStatus {

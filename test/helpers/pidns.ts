@@ -1,7 +1,12 @@
 // Forced PID rollovers inside child PID namespaces (unshare -pfm), so the
 // host's pid_max and ns_last_pid are never touched. Since 6.14 pid_max is per
-// namespace, so a small one inside makes real wraps cheap.
+// namespace, so a small one inside makes real wraps cheap. Before 6.14 the
+// same write sets the one global pid_max, which only a throwaway guest
+// (scripts/kernel-test) may do: see withSmallPidMax.
 import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { TestContext } from 'vitest';
+import { kernelAtLeast, kernelVersion } from '../../src/host/kernel.js';
 
 /** What a fork loop saw of one namespace's PID numbers. */
 export interface Observed {
@@ -97,4 +102,53 @@ export function totalWraps(phases: readonly Observed[]): number {
     if (before && phase.first < before.last) total += 1;
   });
   return total;
+}
+
+/**
+ * How a child namespace gets a small pid_max on this kernel:
+ * - `namespace`: Linux >= 6.14, where pid_max is per PID namespace
+ *   (7863dcc72d0f "pid: allow pid_max to be set per pid namespace"); the
+ *   host's is never touched.
+ * - `global`: an older kernel in a throwaway guest (scripts/kernel-test puts
+ *   `pidgen.throwaway_guest=1` on the guest's kernel command line). The
+ *   write inside the child lowers the guest's one global pid_max, so the root
+ *   namespace wraps too; withSmallPidMax restores it afterwards.
+ * - `none`: an older kernel on a real host; such tests skip, with `reason`.
+ */
+export const smallPidMax: { how: 'namespace' | 'global' | 'none'; reason: string } = (() => {
+  if (kernelAtLeast(kernelVersion(), 6, 14)) return { how: 'namespace', reason: '' };
+  let cmdline = '';
+  try {
+    cmdline = readFileSync('/proc/cmdline', 'utf8');
+  } catch {
+    // No /proc/cmdline: not a guest we booted.
+  }
+  if (cmdline.split(/\s+/).includes('pidgen.throwaway_guest=1')) return { how: 'global', reason: '' };
+  return {
+    how: 'none',
+    reason:
+      'needs per-namespace pid_max (Linux >= 6.14) to force rollovers without touching the host; ' +
+      'on older kernels run it in a throwaway guest: scripts/kernel-test <kernel> -- npm test',
+  };
+})();
+
+const PID_MAX = '/proc/sys/kernel/pid_max';
+
+/**
+ * Runs a test body whose child namespace writes a small pid_max, where this
+ * kernel allows one (see smallPidMax): skips with the reason where it does
+ * not, and in a throwaway guest puts the global pid_max back afterwards.
+ */
+export async function withSmallPidMax<T>(ctx: TestContext, body: () => T | Promise<T>): Promise<T | undefined> {
+  if (smallPidMax.how === 'none') {
+    ctx.skip(smallPidMax.reason);
+    return undefined;
+  }
+  if (smallPidMax.how === 'namespace') return body();
+  const saved = readFileSync(PID_MAX, 'utf8').trim();
+  try {
+    return await body();
+  } finally {
+    writeFileSync(PID_MAX, saved);
+  }
 }

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { expectNothingLeft, isRoot } from '../helpers/kernel.js';
-import { forkLoopScript, parseNs, parseObserved, printNsScript, runInChildPidNs } from '../helpers/pidns.js';
+import { forkLoopScript, parseNs, parseObserved, printNsScript, runInChildPidNs, withSmallPidMax } from '../helpers/pidns.js';
 import { runCli, spawnCli } from '../helpers/cli.js';
 
 const NOBODY = 65534;
@@ -43,7 +43,7 @@ describe('[kernel] pidgen gen', () => {
     expect(scanningRow?.startsWith(String(parsed.scanningNs))).toBe(true);
   });
 
-  it.runIf(isRoot)('--watch prints a timestamped line for each generation change in a child namespace, stops on Ctrl-C with exit 0, and leaves nothing loaded', async () => {
+  it.runIf(isRoot)('--watch prints a timestamped line for each generation change in a child namespace, stops on Ctrl-C with exit 0, and leaves nothing loaded', (ctx) => withSmallPidMax(ctx, async () => {
     const watcher = spawnCli(['gen', '--watch', '--interval', '20']);
     let stdout = '';
     let stderr = '';
@@ -68,7 +68,7 @@ describe('[kernel] pidgen gen', () => {
     // Polling may merge bumps, but the last line reaches the true count.
     expect(lines.at(-1)).toContain(`-> ${wraps} `);
     expect(await expectNothingLeft()).toEqual({ progs: [], links: [], maps: [] });
-  });
+  }));
 
   it.runIf(isRoot)('a SIGKILLed watcher leaves no program, link or map in the kernel', async () => {
     const watcher = spawnCli(['gen', '--watch']);

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isRoot } from '../helpers/kernel.js';
+import { withSmallPidMax } from '../helpers/pidns.js';
 
 interface Run {
   rollovers: { afterNs: string; beforeNs: string }[];
@@ -13,7 +14,7 @@ interface Run {
 }
 
 describe.runIf(isRoot)('[kernel] cursor guard (unprivileged)', () => {
-  it('as nobody, snapshots succeed with guard cursor and none is called coherent across a rollover', () => {
+  it('as nobody, snapshots succeed with guard cursor and none is called coherent across a rollover', (ctx) => withSmallPidMax(ctx, () => {
     const runner = join(import.meta.dirname, '..', 'helpers', 'cursor-rollover-run.mjs');
     const result = spawnSync(
       'unshare',
@@ -44,5 +45,5 @@ describe.runIf(isRoot)('[kernel] cursor guard (unprivileged)', () => {
       `[kernel] cursor guard: ${run.rollovers.length} rollovers seen by the poller; ${coherent}/${run.snapshots.length} snapshots coherent, ` +
         `${touched.length} rescanned or not coherent; reasons: ${[...new Set(run.snapshots.map((s) => s.reason).filter(Boolean))].slice(0, 2).join(' | ')}`,
     );
-  });
+  }));
 });

@@ -14,7 +14,9 @@ import {
   parseObserved,
   printNsScript,
   runInChildPidNs,
+  smallPidMax,
   totalWraps,
+  withSmallPidMax,
 } from '../helpers/pidns.js';
 
 const readHostLastPid = () => Number(readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8'));
@@ -52,7 +54,7 @@ describe.runIf(isRoot)('[kernel] generation counter under forced rollovers', () 
   });
 
   describe.each(kinds)('attached via %s', (kind) => {
-    it('1000 sequential forks in a child namespace with pid_max 400: generation equals the wraps the forker saw, and the host is unchanged', () => {
+    it('1000 sequential forks in a child namespace with pid_max 400: generation equals the wraps the forker saw, and the host is unchanged', (ctx) => withSmallPidMax(ctx, () => {
       const guard = openGuard(kind);
       const hostBefore = guard.generation();
       const hostLastBefore = readHostLastPid();
@@ -71,13 +73,19 @@ describe.runIf(isRoot)('[kernel] generation counter under forced rollovers', () 
       // Born after attach: its PID 1 was the baseline, nothing was guessed.
       expect(counter?.firstSeenLate).toBe(false);
 
-      // The host only moves if its own cursor went down meanwhile.
+      // The host only moves if its own cursor went down meanwhile. With the
+      // global pid_max lowered (a guest before 6.14) the root namespace
+      // wraps as well, so there is no unchanged host to check.
+      if (smallPidMax.how !== 'namespace') return;
       const hostLastAfter = readHostLastPid();
       if (hostLastAfter >= hostLastBefore) expect(guard.generation()).toBe(hostBefore);
       else expect(guard.generation()).toBeGreaterThan(hostBefore);
-    });
+    }));
 
-    it('nested namespaces two levels deep are counted independently, each in its own numbers', () => {
+    it('nested namespaces two levels deep are counted independently, each in its own numbers', (ctx) => {
+      // Two cycle lengths at once (pid_max 400 outside, 350 inside) need one
+      // pid_max per namespace; a single global one cannot stand in.
+      if (smallPidMax.how !== 'namespace') ctx.skip('needs per-namespace pid_max (Linux >= 6.14): two nested namespaces with different pid_max');
       const guard = openGuard(kind);
       const outerProc = '/run/pidgen-test-outer-proc';
       const inner = [
@@ -117,7 +125,7 @@ describe.runIf(isRoot)('[kernel] generation counter under forced rollovers', () 
     });
   });
 
-  it('a guard opened inside a namespace that already allocated PIDs is seeded from ns_last_pid and catches a wrap right after attach', () => {
+  it('a guard opened inside a namespace that already allocated PIDs is seeded from ns_last_pid and catches a wrap right after attach', (ctx) => withSmallPidMax(ctx, () => {
     // The namespace exists (and is close to its wrap) before the guard opens:
     // a program attached now sees its first allocation with nr > 1. Seeding
     // lastNr from ns_last_pid is what lets the very next wrap count.
@@ -145,7 +153,7 @@ describe.runIf(isRoot)('[kernel] generation counter under forced rollovers', () 
     expect(result.generationAfterOneFork).toBe('0');
     expect(result.wraps).toBeGreaterThanOrEqual(1);
     expect(result.generation).toBe(String(result.wraps));
-  });
+  }));
 
   it('nothing of pidgen stays in the kernel once every guard is closed', async () => {
     for (const kind of kinds) openGuard(kind).generation();

@@ -1,12 +1,13 @@
 // Pinned mode on the real kernel: a counter that outlives the command, read
 // by later processes without loading anything, and removed without a trace.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, rmdirSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bpfGuardKernelGap } from '../../src/host/kernel.js';
 import { mountsOfType } from '../../src/host/mounts.js';
 import { CLI, runCli } from '../helpers/cli.js';
 import { expectNothingLeft, isRoot, pidgenKernelObjects } from '../helpers/kernel.js';
-import { forkLoopScript, parseNs, parseObserved, printNsScript, runInChildPidNs } from '../helpers/pidns.js';
+import { forkLoopScript, parseNs, parseObserved, printNsScript, runInChildPidNs, withSmallPidMax } from '../helpers/pidns.js';
 
 const PIN_DIR = '/sys/fs/bpf/pidgen';
 const nothing = { progs: [], links: [], maps: [] };
@@ -23,7 +24,9 @@ describe.runIf(isRoot)('[kernel] pidgen pin / unpin / status', () => {
     if (!bpffsWasMounted && mountsOfType('bpf').includes('/sys/fs/bpf')) spawnSync('umount', ['/sys/fs/bpf']);
   });
 
-  it('pin, then a rollover in a child namespace: `pidgen gen` in a new process shows the bump, snapshots load nothing, and unpin leaves nothing', async () => {
+  it('pin, then a rollover in a child namespace: `pidgen gen` in a new process shows the bump, snapshots load nothing, and unpin leaves nothing', (ctx) => withSmallPidMax(ctx, async () => {
+    const gap = bpfGuardKernelGap();
+    if (gap) ctx.skip(`pinning needs the BPF guard: ${gap}`);
     const first = runCli(['pin']);
     expect(first.status).toBe(0);
     expect(first.stdout).toMatch(/pinned at \/sys\/fs\/bpf\/pidgen via (tp_btf|raw_tp|fexit)\S*, with the task iterator;/);
@@ -87,7 +90,7 @@ describe.runIf(isRoot)('[kernel] pidgen pin / unpin / status', () => {
     expect(existsSync(PIN_DIR)).toBe(false);
     expect(await expectNothingLeft()).toEqual(nothing);
     expect(runCli(['status']).stdout).toMatch(/^not pinned/);
-  });
+  }));
 
   it('an incompatible older pin (another layout version) is refused with a clear message; unpin clears it', async () => {
     runCli(['unpin']); // whatever the previous test left if it failed midway
@@ -109,6 +112,48 @@ describe.runIf(isRoot)('[kernel] pidgen pin / unpin / status', () => {
 
     expect(runCli(['unpin']).status).toBe(0);
     expect(existsSync(PIN_DIR)).toBe(false);
+    expect(await expectNothingLeft()).toEqual(nothing);
+  });
+
+  it('a /sys/fs/bpf/pidgen that another user made (bpffs is mode 1777) is refused by pin and left by unpin, both naming its owner and mode and how to clear it; snapshots ignore it', async () => {
+    runCli(['unpin']); // whatever an earlier test left if it failed midway
+    if (!mountsOfType('bpf').includes('/sys/fs/bpf')) execFileSync('mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf']);
+    execFileSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'mkdir', '-m', '0755', PIN_DIR]);
+    try {
+      expect(statSync(PIN_DIR).uid).toBe(65534);
+      const pin = runCli(['pin']);
+      expect(pin.status).toBe(1);
+      expect(pin.stderr).toMatch(
+        /pin \/sys\/fs\/bpf\/pidgen: the directory exists but is owned by nobody \(uid 65534\), mode 0755, not owned by root \(empty\)/,
+      );
+      expect(pin.stderr).toMatch(/hint: .*remove it as root \(rm -r \/sys\/fs\/bpf\/pidgen\), then run `pidgen pin`/);
+
+      const unpin = runCli(['unpin']);
+      expect(unpin.status).toBe(1);
+      expect(unpin.stderr).toMatch(
+        /unpin \/sys\/fs\/bpf\/pidgen: not pidgen's pin directory: owned by nobody \(uid 65534\), mode 0755, not owned by root \(empty\); left alone/,
+      );
+      expect(existsSync(PIN_DIR)).toBe(true);
+
+      // A snapshot does not take it for a pin, and loads (and frees) its own.
+      const snapshot = runCli(['snapshot', '--no-threads']);
+      expect(snapshot.status, snapshot.stderr).toBe(0);
+      expect((JSON.parse(snapshot.stdout) as { guard: { pinned?: boolean } }).guard.pinned).toBeFalsy();
+      expect(await expectNothingLeft()).toEqual(nothing);
+    } finally {
+      rmdirSync(PIN_DIR);
+    }
+
+    // Root's own directory is refused too while others can write it.
+    mkdirSync(PIN_DIR);
+    chmodSync(PIN_DIR, 0o777);
+    try {
+      const pin = runCli(['pin']);
+      expect(pin.status).toBe(1);
+      expect(pin.stderr).toMatch(/owned by root \(uid 0\), mode 0777, writable by others \(empty\)/);
+    } finally {
+      rmdirSync(PIN_DIR);
+    }
     expect(await expectNothingLeft()).toEqual(nothing);
   });
 });

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { canLoadTracingBpf, missingBpfCapabilities, parseEffectiveCapabilities } from '../../src/host/capabilities.js';
-import { kernelAtLeast, parseKernelRelease } from '../../src/host/kernel.js';
+import { bpfGuardKernelGap, kernelAtLeast, parseKernelRelease } from '../../src/host/kernel.js';
 import { parseMountinfo } from '../../src/host/mounts.js';
 import { Guard } from '../../src/guard/guard.js';
 import { PidgenError } from '../../src/errors.js';
@@ -47,6 +47,14 @@ describe('kernel release', () => {
     expect(kernelAtLeast(v, 5, 8)).toBe(true);
     expect(kernelAtLeast(v, 5, 12)).toBe(false);
     expect(kernelAtLeast(parseKernelRelease('6.1.0'), 5, 12)).toBe(true);
+  });
+
+  it('names the missing BPF atomic exchange, in one line, on kernels before 5.12 only', () => {
+    expect(bpfGuardKernelGap(parseKernelRelease('5.10.0-46-amd64'))).toBe(
+      'Linux 5.10 has no BPF atomic exchange (xchg), which the BPF guard needs (Linux >= 5.12)',
+    );
+    expect(bpfGuardKernelGap(parseKernelRelease('5.12.0'))).toBeUndefined();
+    expect(bpfGuardKernelGap(parseKernelRelease('6.1.0-57-amd64'))).toBeUndefined();
   });
 });
 

@@ -15,13 +15,21 @@ export function runPin(options: { verbose?: boolean }, out: (text: string) => vo
 
 export function runUnpin(out: (text: string) => void): void {
   const result = unpin(DEFAULT_PIN_DIR);
-  if (!result.wasPinned && result.leftAlone.length === 0) {
+  if (!result.existed) {
     out(`nothing pinned at ${DEFAULT_PIN_DIR}\n`);
     return;
   }
-  out(`unpinned ${DEFAULT_PIN_DIR}: removed ${result.removed.join(', ') || 'nothing'}\n`);
+  if (!result.wasPinned) {
+    out(
+      result.removedDir
+        ? `nothing pinned at ${DEFAULT_PIN_DIR}; removed the empty directory (${result.owner})\n`
+        : `nothing pinned at ${DEFAULT_PIN_DIR}: the directory (${result.owner}) holds ${result.leftAlone.join(', ')}, not pidgen's; left alone\n`,
+    );
+    return;
+  }
+  out(`unpinned ${DEFAULT_PIN_DIR}: removed ${result.removed.join(', ')}\n`);
   if (result.leftAlone.length) {
-    out(`left alone (not pidgen's): ${result.leftAlone.join(', ')}; the directory stays\n`);
+    out(`left alone (not pidgen's): ${result.leftAlone.join(', ')}; the directory (${result.owner}) stays\n`);
   }
 }
 

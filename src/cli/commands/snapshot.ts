@@ -1,6 +1,8 @@
 /** `pidgen snapshot`: a coherent snapshot of every process and thread. */
 import { readFileSync } from 'node:fs';
 import { fsError, PidgenError, UsageError } from '../../errors.js';
+import { effectiveCapabilities, missingBpfCapabilities } from '../../host/capabilities.js';
+import { bpfGuardKernelGap } from '../../host/kernel.js';
 import { INIT_PID_NAMESPACE } from '../../host/pidns.js';
 import { writeFileAtomic, removePendingTempFiles } from '../../output/atomic-write.js';
 import { toJSON, toJSONL } from '../../output/json.js';
@@ -77,6 +79,13 @@ function onSignalCleanUp(): () => void {
   };
 }
 
+/** One line on why `--guard auto` fell back to the cursor guard. */
+function whyNoBpfGuard(): string {
+  const missing = missingBpfCapabilities(effectiveCapabilities());
+  if (missing.length) return `not root: missing ${missing.join(' and ')}`;
+  return bpfGuardKernelGap() ?? 'every attach point was refused; `pidgen doctor` shows why';
+}
+
 export async function runSnapshot(options: SnapshotCommandOptions, out: (text: string | Uint8Array) => void): Promise<number> {
   if (options.append && (options.format !== 'perfetto' || options.output === undefined)) {
     throw new UsageError('--append needs --format perfetto and -o FILE (the trace to add the baseline to)');
@@ -94,7 +103,7 @@ export async function runSnapshot(options: SnapshotCommandOptions, out: (text: s
       verbose: options.verbose ?? false,
     });
     if (result.guard.kind === 'cursor' && options.guard === 'auto') {
-      process.stderr.write('pidgen: notice: no BPF guard here (not root?); using the unprivileged cursor guard\n');
+      process.stderr.write(`pidgen: notice: no BPF guard here (${whyNoBpfGuard()}); using the unprivileged cursor guard\n`);
     }
     // JSON by default when the output is a file or a pipe; a table for people.
     const format = options.format ?? (options.output === undefined && process.stdout.isTTY ? 'table' : 'json');
