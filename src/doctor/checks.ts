@@ -7,7 +7,7 @@ import { hasVmlinuxBtf, kernelAtLeast, kernelVersion, lockdownMode, VMLINUX_BTF_
 import { mountsOfType, readMounts } from '../host/mounts.js';
 import { PidgenError } from '../errors.js';
 import { ATTACH_ORDER, ATTACH_POINTS } from '../guard/guard.js';
-import { nativeAddon, type NativeAddon } from '../native/addon.js';
+import { nativeAddon, nativeAddonOrigin, type NativeAddon } from '../native/addon.js';
 import { TaskIterator } from '../iter/task-iter.js';
 import { readPinned } from '../pin/pin.js';
 
@@ -96,7 +96,9 @@ export function runDoctor(options: { verbose?: boolean } = {}): DoctorReport {
   let addon: NativeAddon | undefined;
   try {
     addon = nativeAddon();
-    checks.push(check('native addon', 'ok', `loaded (libbpf ${addon.libbpfVersion()})`));
+    const origin = nativeAddonOrigin();
+    const how = origin?.kind === 'prebuilt' ? `prebuilt for ${process.platform}-${process.arch}` : 'built from source';
+    checks.push(check('native addon', 'ok', `loaded, ${how} (${origin?.path}; libbpf ${addon.libbpfVersion()})`));
   } catch (error) {
     const e = error as PidgenError;
     checks.push(check('native addon', 'fail', e.message, e.hint ?? 'run scripts/setup'));
