@@ -23,6 +23,8 @@ export { Guard, ATTACH_ORDER, ATTACH_POINTS, parseAllocationEvents } from './gua
 export type { AllocationEvent, AttachKind, AttachRefusal, GuardOptions, NamespaceCounter } from './guard/guard.js';
 export { snapshot } from './snapshot/snapshot.js';
 export type { GuardChoice, SnapshotOptions } from './snapshot/snapshot.js';
+export { TaskIterator } from './iter/task-iter.js';
+export type { TaskIteratorOptions } from './iter/task-iter.js';
 export { SNAPSHOT_SCHEMA } from './snapshot/types.js';
 export type { GuardKind, ProcessEntry, ReusedPid, Snapshot, SnapshotSource, ThreadEntry, UnreadableField } from './snapshot/types.js';
 export { toJSON, toJSONL, toJSONObject, fromJSON } from './output/json.js';

@@ -160,8 +160,8 @@ describe.runIf(isRoot)('[kernel] the npm package', () => {
     expect(doctor.stdout).toMatch(new RegExp(`^ok\\s+native addon\\s+loaded, prebuilt for linux-x64 \\(\\S+/${PREBUILT.replaceAll('.', '\\.')}; libbpf \\d`, 'm'));
 
     // And the library entry point, from the consumer's own code.
-    const lib = consumer.node(['--input-type=module', '-e', "import('pidgen').then((m) => console.log(typeof m.snapshot, typeof m.Guard.open))"]);
-    expect(lib.stdout.trim(), lib.stderr).toBe('function function');
+    const lib = consumer.node(['--input-type=module', '-e', "import('pidgen').then((m) => console.log(typeof m.snapshot, typeof m.Guard.open, typeof m.TaskIterator.open))"]);
+    expect(lib.stdout.trim(), lib.stderr).toBe('function function function');
   });
 
   it('PIDGEN_BUILD_FROM_SOURCE=1 builds the addon on the host, and `npx pidgen doctor` says built from source', () => {
