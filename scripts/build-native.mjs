@@ -26,8 +26,9 @@ if (process.platform !== 'linux') {
 }
 
 // Each build dependency, how to find it, and the Debian package that has it.
+// /bin/sh by its path: the PATH of an install may hold no shell at all.
 const onPath = (cmd) =>
-  spawnSync('sh', ['-c', `command -v ${cmd} || test -x /usr/sbin/${cmd} || test -x /sbin/${cmd}`], {
+  spawnSync('/bin/sh', ['-c', `command -v ${cmd} || test -x /usr/sbin/${cmd} || test -x /sbin/${cmd}`], {
     stdio: 'ignore',
   }).status === 0;
 const checks = [

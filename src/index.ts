@@ -30,6 +30,8 @@ export { Guard, ATTACH_ORDER, ATTACH_POINTS, parseAllocationEvents, parseLogEven
 export type { AllocationEvent, AttachKind, AttachRefusal, ExitEvent, GuardOptions, LogEvent, NamespaceCounter } from './guard/guard.js';
 export { snapshot } from './snapshot/snapshot.js';
 export type { GuardChoice, SnapshotOptions } from './snapshot/snapshot.js';
+export { TaskIterator } from './iter/task-iter.js';
+export type { TaskIteratorOptions } from './iter/task-iter.js';
 export { SNAPSHOT_SCHEMA, SNAPSHOT_SCHEMA_V1 } from './model/snapshot.js';
 export type { ExitedTask, GuardKind, ProcessEntry, ReusedPid, Snapshot, SnapshotSource, ThreadEntry, UnreadableField } from './model/snapshot.js';
 export { toJSON, toJSONL, toJSONObject, fromJSON } from './output/json.js';

@@ -7,7 +7,7 @@ import { bpfGuardKernelGap, hasVmlinuxBtf, kernelAtLeast, kernelVersion, lockdow
 import { mountsOfType, readMounts } from '../host/mounts.js';
 import { PidgenError } from '../errors.js';
 import { ATTACH_ORDER, ATTACH_POINTS } from '../guard/guard.js';
-import { nativeAddon, type NativeAddon } from '../native/addon.js';
+import { nativeAddon, nativeAddonOrigin, type NativeAddon } from '../native/addon.js';
 import { readPinned } from '../pin/pin.js';
 import { chooseGuard, chooseSource } from '../snapshot/choose.js';
 
@@ -100,7 +100,9 @@ export function runDoctor(options: { verbose?: boolean } = {}): DoctorReport {
   let addon: NativeAddon | undefined;
   try {
     addon = nativeAddon();
-    checks.push(check('native addon', 'ok', `loaded (libbpf ${addon.libbpfVersion()})`));
+    const origin = nativeAddonOrigin();
+    const how = origin?.kind === 'prebuilt' ? `prebuilt for ${process.platform}-${process.arch}` : 'built from source';
+    checks.push(check('native addon', 'ok', `loaded, ${how} (${origin?.path}; libbpf ${addon.libbpfVersion()})`));
   } catch (error) {
     const e = error as PidgenError;
     checks.push(check('native addon', 'fail', e.message, e.hint ?? 'run scripts/setup'));

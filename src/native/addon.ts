@@ -110,33 +110,68 @@ export interface NativeAddon {
   readonly layoutVersion: number;
 }
 
-/** Where the build puts the addon (see scripts/build-native.mjs). */
-export const addonPath = join(packageRoot, 'build', 'native', 'Release', 'pidgen.node');
+/** Where a source build puts the addon (scripts/build-native.mjs). */
+export const sourceBuildPath = join(packageRoot, 'build', 'native', 'Release', 'pidgen.node');
+
+/** Which addon binary is loaded: built on this host, or shipped prebuilt. */
+export interface AddonOrigin {
+  kind: 'source' | 'prebuilt';
+  path: string;
+}
+
+/**
+ * The addon binary to load. A source build wins: it exists only when the
+ * prebuilt could not load at install time, when the user asked for one
+ * (`--build-from-source`), or in a development checkout. Otherwise the
+ * prebuilt that node-gyp-build picks from prebuilds/<platform>-<arch>/ (the
+ * prebuildify layout) for this platform, arch and libc; undefined if none.
+ */
+export function locateAddon(): AddonOrigin | undefined {
+  if (existsSync(sourceBuildPath)) return { kind: 'source', path: sourceBuildPath };
+  const require = createRequire(import.meta.url);
+  try {
+    const nodeGypBuild = require('node-gyp-build') as { resolve(dir: string): string };
+    return { kind: 'prebuilt', path: nodeGypBuild.resolve(packageRoot) };
+  } catch {
+    return undefined;
+  }
+}
 
 let loaded: NativeAddon | undefined;
+let loadedOrigin: AddonOrigin | undefined;
+
+/** The binary {@link nativeAddon} loaded, once it has. */
+export function nativeAddonOrigin(): AddonOrigin | undefined {
+  return loadedOrigin;
+}
 
 /** Loads the addon, or throws ENOADDON with the command that builds it. */
 export function nativeAddon(): NativeAddon {
   if (loaded) return loaded;
-  if (!existsSync(addonPath)) {
-    throw new PidgenError(`load native addon ${addonPath}: not built`, {
+  const origin = locateAddon();
+  if (!origin) {
+    throw new PidgenError(`load native addon: no prebuilt addon for ${process.platform}-${process.arch} and no source build at ${sourceBuildPath}`, {
       code: 'ENOADDON',
       op: 'load native addon',
-      target: addonPath,
-      hint: 'build it with `scripts/setup` (or `npm run build:native` if the build dependencies are installed)',
+      target: sourceBuildPath,
+      hint: 'build it: `npm rebuild pidgen --build-from-source` where pidgen is installed, `scripts/setup` in a checkout',
     });
   }
   const require = createRequire(import.meta.url);
   try {
-    loaded = require(addonPath) as NativeAddon;
+    loaded = require(origin.path) as NativeAddon;
   } catch (error) {
-    throw new PidgenError(`load native addon ${addonPath}: ${(error as Error).message}`, {
+    throw new PidgenError(`load native addon ${origin.path}: ${(error as Error).message}`, {
       code: 'ENOADDON',
       op: 'load native addon',
-      target: addonPath,
-      hint: 'rebuild it with `npm run build:native -- --force` (libbpf.so must be installed: apt-get install libbpf1)',
+      target: origin.path,
+      hint:
+        origin.kind === 'prebuilt'
+          ? 'the prebuilt needs x86_64 glibc >= 2.34; build from source instead: `npm rebuild pidgen --build-from-source`'
+          : 'the source build links the system libbpf.so.1 (apt-get install libbpf1); rebuild: `npm rebuild pidgen --build-from-source`, or `npm run build:native -- --force` in a checkout',
     }, { cause: error });
   }
+  loadedOrigin = origin;
   loaded.setErrorClass(PidgenError);
   return loaded;
 }
