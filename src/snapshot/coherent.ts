@@ -343,7 +343,7 @@ function dropSuspects(run: Run, suspects: readonly Claim[]): void {
 function verifyExited(run: Run, source: Source): void {
   const { entries } = run;
   const exitedClaims: Claim[] = [];
-  for (const [nr, exits] of run.exits) {
+  for (const [nr, exits] of exitsByWindowEnd(run)) {
     for (const claim of entries.claimsOf(nr)) {
       if (exits.some((exit) => isExitOfClaim(run, exit, claim))) exitedClaims.push(claim);
     }
@@ -373,6 +373,22 @@ function claimedTask(from: EntrySet | ProcessEntry | undefined, claim: Claim): T
   if (claim.nr === claim.pid) return { startNs: owner.startNs, pidfdIno: owner.pidfdIno };
   const thread = owner.threads.find((t) => t.tid === claim.nr);
   return thread ? { startNs: thread.startNs } : undefined;
+}
+
+/**
+ * The exits logged up to the window end. The last drain comes after endNs,
+ * so it can hold exits from after it; those tasks were alive for the whole
+ * window and must not be re-verified or dropped (a zombie reaped between
+ * endNs and the re-read would be lost). The proof above needs only exits
+ * before endNs: a predecessor's exit precedes its successor's start.
+ */
+function exitsByWindowEnd(run: Pick<Run, 'exits' | 'endNs'>): Map<number, ExitEvent[]> {
+  const byEnd = new Map<number, ExitEvent[]>();
+  for (const [nr, exits] of run.exits) {
+    const before = exits.filter((exit) => exit.atNs <= run.endNs);
+    if (before.length > 0) byEnd.set(nr, before);
+  }
+  return byEnd;
 }
 
 /**
@@ -452,7 +468,7 @@ function handOvers(run: Run): ReusedPid[] {
  */
 function exitedTasks(run: Run): ExitedTask[] {
   const exited: ExitedTask[] = [];
-  for (const [nr, exits] of run.exits) {
+  for (const [nr, exits] of exitsByWindowEnd(run)) {
     const kept = run.entries.claimsOf(nr);
     for (const exit of exits) {
       if (kept.some((claim) => isExitOfClaim(run, exit, claim))) continue;

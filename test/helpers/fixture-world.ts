@@ -77,14 +77,14 @@ export class World {
     return task;
   }
 
-  #log(kind: 'new' | 'exit', task: WorldTask, due: number): void {
+  #log(kind: 'new' | 'exit', task: WorldTask, due: number, atNs = this.clockNs): void {
     const event: LogEvent = {
       kind,
       inum: NAMESPACE,
       nr: task.pid,
       tgid: task.tgid,
       startNs: task.startNs,
-      atNs: this.clockNs,
+      atNs,
       ino: 0n,
       thread: task.tgid !== task.pid,
       exactStart: true,
@@ -110,12 +110,16 @@ export class World {
     this.advance();
   }
 
-  /** The task exits but is not reaped: a zombie, still holding its PID. */
-  die(pid: number): void {
+  /**
+   * The task exits but is not reaped: a zombie, still holding its PID.
+   * `atNs` stamps the exit record (default now); `reaped` frees the PID too.
+   */
+  die(pid: number, options: { atNs?: bigint; reaped?: boolean } = {}): void {
     const task = this.tasks.get(pid);
     if (!task) throw new Error(`world: ${pid} is not alive`);
     this.advance();
-    this.#log('exit', task, this.#checkpoints);
+    this.#log('exit', task, this.#checkpoints, options.atNs);
+    if (options.reaped) this.tasks.delete(pid);
   }
 
   /** The number's holder dies and a new task takes the number. */

@@ -193,4 +193,19 @@ describe('coherence phases', () => {
     // Re-read once after the window end to check it still holds 500.
     expect(world.rereads).toEqual([[500]]);
   });
+
+  it('an exit after the window end that reached the last drain changes nothing: the task was alive for the whole window', async () => {
+    const world = new World();
+    world.existing(1, 'init');
+    world.existing(600, 'late-exit');
+    const outcome = await walkCoherently(world.tracker(), world.source(), { maxAttempts: 3 }, {
+      // Logged before the drain, but stamped after the window end, and reaped
+      // before any re-read could see it.
+      afterFirstWalk: () => world.die(600, { atNs: world.clockNs + 1_000_000_000n, reaped: true }),
+    });
+    expect(outcome.coherent).toBe(true);
+    expect(pids(outcome)).toEqual([1, 600]);
+    expect(outcome.exited).toEqual([]);
+    expect(world.rereads).toEqual([]);
+  });
 });
