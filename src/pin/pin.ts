@@ -4,8 +4,9 @@
  * exits; `pidgen gen` and `snapshot` then read it and load nothing.
  *
  * Layout of the pin directory (native/loader.cc and task_iter.cc name them):
- * `link` (keeps the program attached), `ns` (the per-namespace counters),
- * `log` (the allocation log ring), `bss` (health counters), `meta` (layout
+ * `link` (keeps the program attached), `exit_link` (keeps the exit logger
+ * attached), `ns` (the per-namespace counters), `log` (the log ring of
+ * creations and exits), `bss` (health counters), `meta` (layout
  * version, attach point, when it was attached, whether an iterator is
  * pinned), and, where the task iterator loads, `iter` (its link: snapshots
  * read it without loading anything) and `iter_bss` (its settings).
