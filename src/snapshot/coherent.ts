@@ -32,7 +32,7 @@
 import type { AllocationEvent, ExitEvent } from '../guard/guard.js';
 import { decidedByInode, sameTask } from '../model/identity.js';
 import { floorToTick, TICK_NS } from '../model/layout.js';
-import type { ExitedTask, ProcessEntry, ReusedPid } from '../model/snapshot.js';
+import type { ExitedTask, ProcessEntry, ReusedPid, Snapshot } from '../model/snapshot.js';
 import type { Source } from '../source/source.js';
 import { EntrySet, type Claim } from './entry-set.js';
 import type { Checkpoint, WindowTracker } from './window.js';
@@ -54,23 +54,13 @@ export interface CoherenceHooks {
   afterFirstWalk?: () => void | Promise<void>;
 }
 
-/** What the algorithm concluded about one window. */
-export interface WindowOutcome {
-  window: { startNs: bigint; endNs: bigint };
+/** What the algorithm concluded about one window: the snapshot's own fields, plus its counters. */
+export type WindowOutcome = Pick<Snapshot, 'window' | 'coherent' | 'reason' | 'attempts' | 'reused' | 'exited' | 'processes'> & {
   generationBefore: bigint | undefined;
   generationAfter: bigint | undefined;
-  coherent: boolean;
-  reason?: string;
-  attempts: number;
-  /** Every hand-over inside the window of every number in the snapshot, in time order. */
-  reused: ReusedPid[];
-  /** Tasks that exited inside the window and are not in the snapshot, in time order. */
-  exited: ExitedTask[];
-  /** Sorted by pid. */
-  processes: ProcessEntry[];
   repaired: number;
   fullScans: number;
-}
+};
 
 /** The state of one run of the algorithm, across its windows and passes. */
 interface Run {
@@ -228,12 +218,7 @@ function unverifiedNumbers(entries: EntrySet, checkpoint: Checkpoint): Set<numbe
  */
 function verifyByRereading(run: Run, unverified: Set<number>, source: Source): number {
   const { entries } = run;
-  const windowStartTick = floorToTick(run.startNs);
-  // Without the inode, the start tick decides, which a successor cannot
-  // share if the first task started before the window (a successor starts
-  // inside it).
-  const held = (old: ProcessEntry | ProcessEntry['threads'][number], now: typeof old) =>
-    sameTask(old, now) && (decidedByInode(old, now) || old.startNs < windowStartTick);
+  const held = (old: TaskSeen, now: TaskSeen) => heldThroughWindow(run, old, now);
   const owners = new Map<number, ProcessEntry>();
   for (const nr of unverified) {
     for (const claim of entries.claimsOf(nr)) {
@@ -349,8 +334,7 @@ function verifyExited(run: Run, source: Source): void {
     }
   }
   if (exitedClaims.length === 0) return;
-  const windowStartTick = floorToTick(run.startNs);
-  const held = (old: TaskSeen, now: TaskSeen) => sameTask(old, now) && (decidedByInode(old, now) || old.startNs < windowStartTick);
+  const held = (old: TaskSeen, now: TaskSeen) => heldThroughWindow(run, old, now);
   const owners = [...new Set(exitedClaims.map((c) => c.pid))];
   const fresh = source.reread(owners);
   run.repaired += owners.length;
@@ -364,6 +348,16 @@ function verifyExited(run: Run, source: Source): void {
 interface TaskSeen {
   startNs: bigint;
   pidfdIno?: bigint | undefined;
+}
+
+/**
+ * A later read of a number shows the task an earlier read saw, so it held the
+ * number in between. The pidfs inode decides alone; without it the start
+ * tick decides, which a successor cannot share if the first task started
+ * before the window's tick (a successor starts inside the window).
+ */
+function heldThroughWindow(run: Pick<Run, 'startNs'>, old: TaskSeen, now: TaskSeen): boolean {
+  return sameTask(old, now) && (decidedByInode(old, now) || old.startNs < floorToTick(run.startNs));
 }
 
 /** The task a claim describes: the process for its own pid, else the thread. */
