@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <unordered_set>
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -53,6 +54,29 @@ bool ParseTid(const char* name, int32_t* tid) {
   return true;
 }
 
+// Lists task/ once, appending each tid not already in `seen`.
+int ListTids(DIR* dir, std::unordered_set<int32_t>* seen, std::vector<int32_t>* fresh) {
+  rewinddir(dir);
+  errno = 0;
+  while (dirent* entry = readdir(dir)) {
+    int32_t tid;
+    if (!ParseTid(entry->d_name, &tid)) continue;
+    if (seen->insert(tid).second) fresh->push_back(tid);
+  }
+  return errno;
+}
+
+// Why task/ is listed again when a listed thread vanished: a listing of
+// task/ can silently skip a live thread. proc_task_readdir() walks the
+// thread list from the last thread it emitted; if that thread exits during
+// the walk, next_tid() ends the getdents() call early, and the next call
+// finds its place by index instead (first_tid()), one thread too far, since
+// the thread list lost one ahead of it. That skip needs a listed thread to
+// die during the listing, so its stat read fails afterwards: only then is
+// task/ listed again, and only newcomers are read. Each round is triggered
+// by another exit during the listing, so a few rounds are enough.
+constexpr int kThreadListRounds = 4;
+
 void ReadThreads(int process_dirfd, ProcessRead* process) {
   int taskfd = openat(process_dirfd, "task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (taskfd < 0) {
@@ -65,20 +89,25 @@ void ReadThreads(int process_dirfd, ProcessRead* process) {
     close(taskfd);
     return;
   }
-  std::vector<int32_t> tids;
-  errno = 0;
-  while (dirent* entry = readdir(dir)) {
-    int32_t tid;
-    if (ParseTid(entry->d_name, &tid)) tids.push_back(tid);
-  }
-  if (errno != 0) process->threads_err = errno;
+  std::unordered_set<int32_t> seen;
   char path[40];
-  for (int32_t tid : tids) {
-    snprintf(path, sizeof path, "task/%d/stat", tid);
-    ThreadRead thread;
-    thread.tid = tid;
-    thread.stat = ReadAt(process_dirfd, path);
-    process->threads.push_back(std::move(thread));
+  for (int round = 0; round < kThreadListRounds; round++) {
+    std::vector<int32_t> fresh;
+    int err = ListTids(dir, &seen, &fresh);
+    if (err != 0) {
+      process->threads_err = err;
+      break;
+    }
+    bool vanished = false;
+    for (int32_t tid : fresh) {
+      snprintf(path, sizeof path, "task/%d/stat", tid);
+      ThreadRead thread;
+      thread.tid = tid;
+      thread.stat = ReadAt(process_dirfd, path);
+      vanished = vanished || thread.stat.err == ENOENT || thread.stat.err == ESRCH;
+      process->threads.push_back(std::move(thread));
+    }
+    if (!vanished) break;
   }
   closedir(dir);
 }
