@@ -167,6 +167,10 @@ export function runDoctor(options: { verbose?: boolean } = {}): DoctorReport {
 
   const guard: DoctorReport['guard'] = usable
     ? { kind: 'bpf', attach: pinned?.attach ?? ATTACH_POINTS[usable.kind], pinned: pinned !== undefined }
-    : { kind: 'cursor', reason: kernelGap ?? results.map((r) => `${ATTACH_POINTS[r.kind]}: ${r.code}`).join('; ') };
+    : {
+        kind: 'cursor',
+        // Root on an old kernel: the version is the reason. Otherwise the refusals.
+        reason: (bpfAllowed ? kernelGap : undefined) ?? results.map((r) => `${ATTACH_POINTS[r.kind]}: ${r.code}`).join('; '),
+      };
   return { checks, guard, source };
 }
