@@ -165,7 +165,8 @@ export function runDoctor(options: { verbose?: boolean } = {}): DoctorReport {
   const chosenGuard = chooseGuard('auto', '/proc', verbose);
   const guard: DoctorReport['guard'] = chosenGuard.guard
     ? { kind: 'bpf', attach: chosenGuard.guard.attach, pinned: chosenGuard.guard.pinned }
-    : { kind: 'cursor', reason: kernelGap ?? results.map((r) => `${ATTACH_POINTS[r.kind]}: ${r.code}`).join('; ') };
+    : { kind: 'cursor', // Root on an old kernel: the version is the reason. Otherwise the refusals.
+        reason: (bpfAllowed ? kernelGap : undefined) ?? results.map((r) => `${ATTACH_POINTS[r.kind]}: ${r.code}`).join('; ') };
   chosenGuard.tracker.finish();
   chosenGuard.close();
   return { checks, guard, source };
