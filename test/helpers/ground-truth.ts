@@ -46,7 +46,7 @@
 //      must appear with its PID (a process entry; a thread as a thread of its
 //      process entry). "Alive" here means holding its PID, which includes
 //      being a zombie; the log does not say when a child exited.
-import type { ProcessEntry, Snapshot, ThreadEntry } from '../../src/snapshot/types.js';
+import type { ProcessEntry, Snapshot, ThreadEntry } from '../../src/index.js';
 
 export type TaskKind = 'child' | 'long' | 'thread';
 
@@ -66,7 +66,7 @@ export interface LoggedTask {
 
 export interface ChurnTruth {
   tasks: LoggedTask[];
-  /** Logged tasks by PID (tid for threads), in log order. */
+  /** Logged tasks by PID (tid for threads), by fork_before. */
   byPid: Map<number, LoggedTask[]>;
   /** From the log's `# churner pid=...` comment, when present. */
   churnerPid?: number;
@@ -106,7 +106,17 @@ export interface CheckResult {
 export interface CheckOptions {
   /** Whether the snapshot was taken with threads (P3 then wants threads). Default true. */
   threads?: boolean;
+  /**
+   * Judge only entries whose comm matches (default: all whose PID the log
+   * knows). Where other programs share the namespace (a CLI, a thread pool),
+   * their tasks take numbers the log also knows, and only the churner's own
+   * names say an entry is one of its tasks.
+   */
+  names?: RegExp;
 }
+
+/** Every name the churner gives its tasks (see churner.c). */
+export const CHURNER_NAMES = /^(c[0-9a-f]+|L[0-9a-f]+|T[0-9a-f]+_[0-9a-f]+|t[0-9a-f]+_[0-9a-f]+|TC[0-9a-f]+)$/;
 
 const TICK_NS = 10_000_000n; // USER_HZ = 100
 
@@ -159,7 +169,36 @@ export function parseChurnLog(text: string): ChurnTruth {
     if (!list) byPid.set(task.pid, (list = []));
     list.push(task);
   });
+  for (const list of byPid.values()) list.sort((a, b) => (a.forkBeforeNs < b.forkBeforeNs ? -1 : a.forkBeforeNs > b.forkBeforeNs ? 1 : 0));
   return truth;
+}
+
+/**
+ * The holders of one number that can have held it at or after `fromNs` and
+ * were forked before `toNs`, newest first. Holders of one number follow one
+ * another (each was reaped before the next was forked), so walking back from
+ * the newest fork before `toNs` can stop well before `fromNs`: anything
+ * forked earlier was reaped (bounds included) before a later holder's fork.
+ * WALK_SLACK_NS is slack for fork_before order differing from the real
+ * order (forks from different threads overlap by a fork's duration) and for
+ * reap bounds up to LOOSE_REAP_NS wide.
+ */
+const WALK_SLACK_NS = 200_000_000n;
+
+function* holdersAround(list: readonly LoggedTask[], fromNs: bigint, toNs: bigint): Iterable<LoggedTask> {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (list[mid]!.forkBeforeNs <= toNs) lo = mid + 1;
+    else hi = mid;
+  }
+  const stop = fromNs - WALK_SLACK_NS;
+  for (let i = lo - 1; i >= 0; i--) {
+    const task = list[i]!;
+    yield task;
+    if (task.forkAfterNs < stop) return;
+  }
 }
 
 const floorTick = (ns: bigint): bigint => (ns / TICK_NS) * TICK_NS;
@@ -235,8 +274,18 @@ function matchEntry(
   });
   const sameGroup = (t: LoggedTask): boolean =>
     entry.what === 'process' ? t.pid === t.tgid : t.tgid === entry.pid;
-  const named = candidates.filter((t) => t.name === entry.comm || t.name === ANY_NAME);
-  const match = named.find((t) => sameGroup(t) && startFits(t, entry.startNs, entry.exact));
+  const fits = (t: LoggedTask): boolean =>
+    (t.name === entry.comm || t.name === ANY_NAME) && sameGroup(t) && startFits(t, entry.startNs, entry.exact);
+  // The tasks whose fork bounds can hold startNs (a tick rounds down by less
+  // than 10 ms; no fork takes a second) first; every task only to explain a miss.
+  let match: LoggedTask | undefined;
+  for (const t of holdersAround(candidates, entry.startNs, entry.startNs + TICK_NS)) {
+    if (fits(t)) {
+      match = t;
+      break;
+    }
+  }
+  const named = match ? [] : candidates.filter((t) => t.name === entry.comm || t.name === ANY_NAME);
   if (!match) {
     const byStart = candidates.filter((t) => startFits(t, entry.startNs, entry.exact));
     const parts: string[] = [];
@@ -283,6 +332,7 @@ export function checkSnapshotDetailed(snapshot: Snapshot, truth: ChurnTruth, opt
   }
 
   for (const view of views) {
+    if (options.names && !options.names.test(view.comm)) continue;
     const match = matchEntry(view, truth, window);
     if (!match) continue;
     result.judged++;
@@ -294,7 +344,7 @@ export function checkSnapshotDetailed(snapshot: Snapshot, truth: ChurnTruth, opt
     if (view.what === 'thread' && view.id === view.pid) continue;
     const task = match.task;
     // P2: nobody else held this PID inside the window, unless listed in reused.
-    for (const other of truth.byPid.get(view.id) ?? []) {
+    for (const other of holdersAround(truth.byPid.get(view.id) ?? [], window.startNs, window.endNs)) {
       if (other === task) continue;
       const newer = other.forkAfterNs > task.forkAfterNs ? other : task;
       const listed = snapshot.reused.filter((r) => r.pid === view.id);
@@ -330,7 +380,8 @@ export function checkSnapshotDetailed(snapshot: Snapshot, truth: ChurnTruth, opt
     task.kind === 'thread'
       ? !wantThreads || (processes.get(task.tgid)?.threads.some((t) => t.tid === task.pid) ?? false)
       : processes.has(task.pid);
-  for (const task of truth.tasks) {
+  const throughCandidates = [...truth.byPid.values()].flatMap((list) => [...holdersAround(list, window.endNs, window.startNs)]);
+  for (const task of throughCandidates) {
     if (!surelyThroughout(task, window.startNs, window.endNs)) {
       if (maybeThroughout(task, window.startNs, window.endNs) && !present(task)) result.ambiguous.P3++;
       continue;
