@@ -145,7 +145,7 @@ export function parseChurnLog(text: string): ChurnTruth {
       }
       return;
     }
-    const f = line.split(/\s+/);
+    const f = line.split(' ');
     if (f.length !== 8) throw new Error(`churn log line ${i + 1}: expected 8 fields, got ${f.length}: ${line}`);
     const [kind, pid, tgid, name, fb, fa, rb, ra] = f as [string, string, string, string, string, string, string, string];
     if (kind !== 'child' && kind !== 'long' && kind !== 'thread') {

@@ -17,7 +17,8 @@
 //                       itself in exit_notify()), its final switch out;
 //                       always the successor's startNs (the number had to be
 //                       freed first) and sched_process_free (an RCU grace
-//                       period after the release).
+//                       period after the release), where it was seen; at the
+//                       least, the end of the recording.
 //              On a churning 2-core machine the bracket is a few µs for
 //              reaped children and tens of µs for threads (releaseStats).
 import { readFileSync } from 'node:fs';
@@ -29,6 +30,7 @@ const RENAME = 2;
 const EXEC = 3;
 const WAITED = 4;
 const END = 5;
+const EXIT = 6;
 
 /** The loader's JSON summary: which namespace, and whether the log has a hole. */
 export interface RecorderSummary {
@@ -38,12 +40,15 @@ export interface RecorderSummary {
   events: number;
   seq: number;
   dropped: number;
-  mapFull: number;
+  /** New tasks that got no task storage: their later events were not recorded. */
+  storageFailed: number;
+  /** Exits of tasks of the namespace whose birth was missed. */
+  unknownExits: number;
   unaccounted: number;
+  /** Runs the kernel skipped because the program was already running on that CPU. */
+  recursionMisses: number;
   born: number;
   ended: number;
-  deleteFailed: number;
-  lastMapError: number;
   writeFailed: boolean;
   startedNs: string;
   stoppedNs: string;
@@ -83,7 +88,7 @@ export interface RecordedTask {
   exitNs: bigint | null;
   /** Final switch out (TASK_DEAD). */
   deadNs: bigint | null;
-  /** sched_process_free. */
+  /** sched_process_free (null: not seen; the bracket then uses the other bounds). */
   freeNs: bigint | null;
   exitCode: number;
   endComm: string;
@@ -204,11 +209,10 @@ export function encodeEvents(events: readonly Partial<RawEvent>[]): Buffer {
   return buffer;
 }
 
-export const EVENT_KINDS = { NEW, RENAME, EXEC, WAITED, END } as const;
+export const EVENT_KINDS = { NEW, RENAME, EXEC, WAITED, END, EXIT } as const;
 
 const maxBig = (a: bigint, b: bigint): bigint => (a > b ? a : b);
 const minBig = (a: bigint, b: bigint): bigint => (a < b ? a : b);
-const ascending = (a: bigint, b: bigint): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
  * Builds every task's timeline from the events, and checks the log is whole.
@@ -223,10 +227,10 @@ export function buildLog(buffer: Buffer, summary: RecorderSummary): RecorderLog 
   }
   const r = reader(buffer);
   if (summary.dropped) problems.push(`${summary.dropped} events dropped (ring buffer full)`);
-  if (summary.mapFull) problems.push(`${summary.mapFull} tasks found no slot in the task map (last errno ${summary.lastMapError})`);
-  if (summary.deleteFailed) problems.push(`${summary.deleteFailed} ended tasks could not be removed from the task map`);
+  if (summary.storageFailed) problems.push(`${summary.storageFailed} new tasks got no task storage`);
+  if (summary.unknownExits) problems.push(`${summary.unknownExits} tasks of the namespace exited without a recorded birth`);
   if (summary.unaccounted) problems.push(`${summary.unaccounted} sequence numbers neither logged nor counted as dropped`);
-  if (summary.ended !== summary.born) problems.push(`${summary.born - summary.ended} of ${summary.born} tasks never ended (no sched_process_free)`);
+  if (summary.recursionMisses) problems.push(`the kernel skipped the programs ${summary.recursionMisses} times (recursion misses)`);
   if (summary.writeFailed) problems.push('writing the log failed');
   if (summary.recordSize !== RECORD_SIZE) problems.push(`record size ${summary.recordSize}, expected ${RECORD_SIZE}`);
   if (r.count !== summary.events) problems.push(`${r.count} records in the file, the loader wrote ${summary.events}`);
@@ -247,15 +251,19 @@ export function buildLog(buffer: Buffer, summary: RecorderSummary): RecorderLog 
 
   const tasks: RecordedTask[] = [];
   const index = new TaskIndex();
-  /** Times each task acted (ran a recorded event), to bound its renames' copies. */
-  const actions = new Map<RecordedTask, bigint[]>();
+  /**
+   * Spans whose end waits for their renamer's next action: a rename's copy
+   * is done before the renaming task runs its next recorded event. One
+   * task's events are in ring order, so "next" is the next one in the file.
+   */
+  const pending = new Map<RecordedTask, CommSpan[]>();
   const acted = (actor: RecordedTask | undefined, atNs: bigint) => {
     if (!actor) return;
-    let list = actions.get(actor);
-    if (!list) actions.set(actor, (list = []));
-    list.push(atNs);
+    const spans = pending.get(actor);
+    if (!spans) return;
+    for (const span of spans) span.untilNs = atNs;
+    pending.delete(actor);
   };
-  const renames = new Map<RecordedTask, { atNs: bigint; comm: string; actor: RecordedTask | undefined }[]>();
   const waits: { timeNs: bigint; beginNs: bigint; by: number; nr: number }[] = [];
 
   for (let i = 0; i < r.count; i++) {
@@ -283,6 +291,7 @@ export function buildLog(buffer: Buffer, summary: RecorderSummary): RecorderLog 
       endComm: '',
       release: { loNs: 0n, hiNs: 0n },
     };
+    task.comms.push({ comm: task.birthComm, fromNs: task.startNs, untilNs: null });
     if (!index.put(task)) problems.push(`two tasks born as ${tid} at ${task.startNs}`);
     tasks.push(task);
   }
@@ -303,10 +312,19 @@ export function buildLog(buffer: Buffer, summary: RecorderSummary): RecorderLog 
     }
     switch (kind) {
       case RENAME: {
-        let list = renames.get(task);
-        if (!list) renames.set(task, (list = []));
-        list.push({ atNs: timeNs, comm: r.comm(i), actor });
+        // Its own run does not finish the copy it announces.
         acted(actor, timeNs);
+        const previous = task.comms[task.comms.length - 1]!;
+        const comm = r.comm(i);
+        previous.nextComm = comm;
+        previous.nextFromNs = timeNs;
+        task.comms.push({ comm, fromNs: timeNs, untilNs: null });
+        if (actor) {
+          let spans = pending.get(actor);
+          if (!spans) pending.set(actor, (spans = []));
+          spans.push(previous);
+        }
+        if (r.n2(i) !== 0) problems.push(`task ${task.tid} (${task.birthComm}): a rename before the one at ${timeNs} was missed`);
         break;
       }
       case EXEC: {
@@ -320,16 +338,19 @@ export function buildLog(buffer: Buffer, summary: RecorderSummary): RecorderLog 
         waits.push({ timeNs, beginNs: r.t1(i), by: task.tid, nr: r.n1(i) });
         acted(actor, timeNs);
         break;
+      case EXIT:
+        if (task.exitNs !== null) problems.push(`task ${task.tid} (${task.birthComm}) exited twice`);
+        task.exitNs = timeNs;
+        acted(task, timeNs);
+        break;
       case END: {
-        const exitNs = r.t1(i);
         const deadNs = r.t2(i);
+        if (task.freeNs !== null) problems.push(`task ${task.tid} (${task.birthComm}) ended twice`);
         task.freeNs = timeNs;
-        task.exitNs = exitNs === 0n ? null : exitNs;
         task.deadNs = deadNs === 0n ? null : deadNs;
         task.exitCode = r.n2(i);
         task.endComm = r.comm(i);
-        if (task.exitNs === null) problems.push(`task ${task.tid} (${task.birthComm}) was freed without a sched_process_exit`);
-        else acted(task, task.exitNs);
+        if (r.t1(i) === 0n) problems.push(`task ${task.tid} (${task.birthComm}) was freed without a recorded exit`);
         if (task.deadNs !== null) acted(task, task.deadNs);
         break;
       }
@@ -337,32 +358,7 @@ export function buildLog(buffer: Buffer, summary: RecorderSummary): RecorderLog 
         problems.push(`unknown event kind ${kind} (seq ${r.seq(i)})`);
     }
   }
-  for (const list of actions.values()) list.sort(ascending);
-
-  // Comm timelines. A rename's copy is done before its actor's next action.
-  const doneBy = (actor: RecordedTask | undefined, atNs: bigint): bigint | null => {
-    const list = actor && actions.get(actor);
-    if (!list) return null;
-    let lo = 0;
-    let hi = list.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (list[mid]! <= atNs) lo = mid + 1;
-      else hi = mid;
-    }
-    return list[lo] ?? null;
-  };
   for (const task of tasks) {
-    const list = renames.get(task) ?? [];
-    list.sort((a, b) => ascending(a.atNs, b.atNs));
-    task.comms.push({ comm: task.birthComm, fromNs: task.startNs, untilNs: null });
-    for (const r of list) {
-      const previous = task.comms[task.comms.length - 1]!;
-      previous.untilNs = doneBy(r.actor, r.atNs);
-      previous.nextComm = r.comm;
-      previous.nextFromNs = r.atNs;
-      task.comms.push({ comm: r.comm, fromNs: r.atNs, untilNs: null });
-    }
     const last = task.comms[task.comms.length - 1]!.comm;
     if (task.freeNs !== null && task.endComm !== last) {
       problems.push(`task ${task.tid}: comm at the end ${JSON.stringify(task.endComm)}, but its last rename says ${JSON.stringify(last)}`);
@@ -398,8 +394,10 @@ export function buildLog(buffer: Buffer, summary: RecorderSummary): RecorderLog 
     reaped.waited = { beginNs: w.beginNs, returnNs: w.timeNs, by: w.by };
   }
 
-  // The release bracket.
+  // The release bracket. Every task exits before the recording ends (the
+  // namespace dies first), so a task without an exit lost it.
   for (const task of tasks) {
+    if (task.exitNs === null) problems.push(`task ${task.tid} (${task.birthComm}, start ${task.startNs}) has no recorded exit`);
     let lo = task.exitNs ?? task.startNs;
     const upper: bigint[] = [];
     if (task.freeNs !== null) upper.push(task.freeNs);

@@ -5,12 +5,10 @@
  *
  * The loader creates the namespace itself and attaches these programs before
  * it forks the namespace's first task (its init), so no task of it predates
- * the log.
- * A task is "ours" when task_newtask sees it born in that namespace; it is
- * then keyed by its task_struct pointer (unique until the struct is freed,
- * which is after sched_process_free) and every later event looks it up there.
- * Tasks of namespaces nested inside are recorded too, by their number in the
- * recorded one.
+ * the log. A task is "ours" when task_newtask sees it born in that namespace
+ * (tasks of namespaces nested inside count too, by their number in it); its
+ * state then lives in task-local storage, which the kernel frees with the
+ * task_struct, so a later task in the same memory can never inherit it.
  *
  * What each event proves (see recorder.h for the fields):
  *   task_newtask      fires at the end of copy_process(), after alloc_pid(),
@@ -18,8 +16,8 @@
  *                     the task visible. So: PID taken < start_ns < visible <
  *                     time_ns.
  *   task_rename       fires in __set_task_comm() before the new name is
- *                     copied in; the copy is done before the actor's next
- *                     traced event (it is the actor's own syscall).
+ *                     copied in; the copy is done before the renaming task's
+ *                     next traced event (it is that task's own syscall).
  *   sched_process_exec after the exec (comm already the new one).
  *   sched_process_exit early in do_exit(): the task still holds its PID, and
  *                     will until its release. Exit < release.
@@ -27,8 +25,8 @@
  *                     child's pid reaped (released) it in between:
  *                     do_wait start < release < wait4 return.
  *   sched_switch      with prev_state TASK_DEAD: the task's last switch out.
- *                     A thread (or an autoreaped child) releases itself in
- *                     exit_notify(), before that: release < final switch.
+ *                     A thread releases itself in exit_notify(), before
+ *                     that: release < final switch.
  *   sched_process_free from delayed_put_task_struct(), an RCU grace period
  *                     after release_task() freed the PID: release < free,
  *                     often by milliseconds, and a successor can take the
@@ -36,6 +34,14 @@
  * No tracepoint sits at the release itself (free_pid()), and fentry/kprobes
  * are refused here; the checker therefore works with the bracket
  * [release lower bound, release upper bound] built from the events above.
+ *
+ * Losses. A full ring is counted (dropped). A run the kernel skips does not
+ * run us at all, so the programs check each other instead: an exit of a task
+ * of the namespace that has no storage means its task_newtask was missed
+ * (unknown_exits); a rename that finds a comm other than the last one
+ * recorded means a rename was missed (flagged on the event); a free without
+ * an exit before it means the exit was missed. A missed free or switch only
+ * widens a bracket (other bounds remain), so the log reader merely notes it.
  */
 #include <stdbool.h>
 #include <linux/types.h>
@@ -73,12 +79,13 @@ struct task_info {
 	unsigned long long wait_begin_ns;
 	unsigned int tid;
 	unsigned int tgid;
+	char comm[16]; /* as last recorded: at birth, or the latest rename */
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, RECORDER_MAX_TASKS);
-	__type(key, __u64); /* task_struct pointer */
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct task_info);
 } tasks SEC(".maps");
 
@@ -178,30 +185,36 @@ static __always_inline struct recorder_event *begin_event(unsigned int kind, con
 	return e;
 }
 
+static __always_inline struct task_info *ours(struct task_struct *task)
+{
+	return bpf_task_storage_get(&tasks, task, 0, 0);
+}
+
 SEC("tp_btf/task_newtask")
 int BPF_PROG(recorder_newtask, struct task_struct *task, __u64 clone_flags)
 {
 	struct pid *pid = BPF_CORE_READ(task, thread_pid);
 	struct task_struct *parent;
 	struct recorder_event *e;
-	struct task_info info = {};
-	__u64 key = (__u64)task;
-	long err;
+	struct task_info *info;
 
 	if (!in_target(pid))
 		return 0;
-	info.start_ns = BPF_CORE_READ(task, start_boottime);
-	info.ino = pid_ino(pid);
-	info.tid = nr_in_target(pid);
-	info.tgid = nr_in_target(BPF_CORE_READ(task, group_leader, thread_pid));
-	err = bpf_map_update_elem(&tasks, &key, &info, BPF_NOEXIST);
-	if (err != 0) {
-		__sync_fetch_and_add(&stats.map_full, 1);
-		stats.last_map_error = -err;
-	} else
-		__sync_fetch_and_add(&stats.born, 1); /* one END will follow */
+	info = bpf_task_storage_get(&tasks, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!info) {
+		/* No storage (out of memory, or the storage lock busy on this CPU):
+		 * this task's later events cannot be told apart. */
+		__sync_fetch_and_add(&stats.storage_failed, 1);
+		return 0;
+	}
+	info->start_ns = BPF_CORE_READ(task, start_boottime);
+	info->ino = pid_ino(pid);
+	info->tid = nr_in_target(pid);
+	info->tgid = nr_in_target(BPF_CORE_READ(task, group_leader, thread_pid));
+	BPF_CORE_READ_STR_INTO(&info->comm, task, comm);
+	__sync_fetch_and_add(&stats.born, 1);
 
-	e = begin_event(RECORDER_NEW, &info);
+	e = begin_event(RECORDER_NEW, info);
 	if (!e)
 		return 0;
 	parent = BPF_CORE_READ(task, real_parent);
@@ -209,7 +222,7 @@ int BPF_PROG(recorder_newtask, struct task_struct *task, __u64 clone_flags)
 	if (e->n1)
 		e->t1 = BPF_CORE_READ(parent, start_boottime);
 	e->n2 = (__u32)clone_flags;
-	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
+	__builtin_memcpy(e->comm, info->comm, sizeof(e->comm));
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
@@ -217,16 +230,29 @@ int BPF_PROG(recorder_newtask, struct task_struct *task, __u64 clone_flags)
 SEC("tp_btf/task_rename")
 int BPF_PROG(recorder_rename, struct task_struct *task, const char *comm)
 {
-	__u64 key = (__u64)task;
-	struct task_info *info = bpf_map_lookup_elem(&tasks, &key);
+	struct task_info *info = ours(task);
 	struct recorder_event *e;
+	char now[16];
+	__u32 missed = 0;
 
 	if (!info)
 		return 0;
+	/* The comm before this rename must be the one last recorded. */
+	BPF_CORE_READ_STR_INTO(&now, task, comm);
+	for (int i = 0; i < 16; i++) {
+		if (now[i] != info->comm[i])
+			missed = 1;
+		if (!now[i] || missed)
+			break;
+	}
 	e = begin_event(RECORDER_RENAME, info);
-	if (!e)
+	if (!e) {
+		info->comm[0] = '\0'; /* unknown now: the next rename flags itself */
 		return 0;
+	}
 	bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), comm);
+	e->n2 = missed;
+	__builtin_memcpy(info->comm, e->comm, sizeof(info->comm));
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
@@ -234,8 +260,7 @@ int BPF_PROG(recorder_rename, struct task_struct *task, const char *comm)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(recorder_exec, struct task_struct *task, int old_pid, void *bprm)
 {
-	__u64 key = (__u64)task;
-	struct task_info *info = bpf_map_lookup_elem(&tasks, &key);
+	struct task_info *info = ours(task);
 	struct recorder_event *e;
 
 	if (!info)
@@ -255,12 +280,22 @@ int BPF_PROG(recorder_exec, struct task_struct *task, int old_pid, void *bprm)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(recorder_exit, struct task_struct *task, bool group_dead)
 {
-	__u64 key = (__u64)task;
-	struct task_info *info = bpf_map_lookup_elem(&tasks, &key);
+	struct task_info *info = ours(task);
+	struct recorder_event *e;
 
-	/* Kept until the END event: one record per task for its whole end. */
-	if (info)
-		info->exit_ns = bpf_ktime_get_boot_ns();
+	if (!info) {
+		/* Still hashed here: if it is of the namespace, we missed its birth. */
+		if (nr_in_target(BPF_CORE_READ(task, thread_pid)))
+			__sync_fetch_and_add(&stats.unknown_exits, 1);
+		return 0;
+	}
+	e = begin_event(RECORDER_EXIT, info);
+	if (!e)
+		return 0;
+	info->exit_ns = e->time_ns;
+	e->n1 = group_dead;
+	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
+	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
 
@@ -268,12 +303,11 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(recorder_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	__u64 key = (__u64)prev;
 	struct task_info *info;
 
 	if (prev_state != TASK_DEAD)
 		return 0;
-	info = bpf_map_lookup_elem(&tasks, &key);
+	info = ours(prev);
 	if (info)
 		info->dead_ns = bpf_ktime_get_boot_ns();
 	return 0;
@@ -282,8 +316,7 @@ int BPF_PROG(recorder_switch, bool preempt, struct task_struct *prev, struct tas
 SEC("tp_btf/sched_process_wait")
 int BPF_PROG(recorder_wait, struct pid *pid)
 {
-	__u64 key = (__u64)bpf_get_current_task_btf();
-	struct task_info *info = bpf_map_lookup_elem(&tasks, &key);
+	struct task_info *info = ours(bpf_get_current_task_btf());
 
 	if (info)
 		info->wait_begin_ns = bpf_ktime_get_boot_ns();
@@ -293,15 +326,13 @@ int BPF_PROG(recorder_wait, struct pid *pid)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(recorder_sys_exit, struct pt_regs *regs, long ret)
 {
-	__u64 key;
 	struct task_info *info;
 	struct recorder_event *e;
 
 	/* Cheapest test first: this runs for every syscall on the host. */
 	if (ret <= 0 || RECORDER_SYSCALL_NR(regs) != RECORDER_NR_WAIT4)
 		return 0;
-	key = (__u64)bpf_get_current_task_btf();
-	info = bpf_map_lookup_elem(&tasks, &key);
+	info = ours(bpf_get_current_task_btf());
 	if (!info)
 		return 0;
 	e = begin_event(RECORDER_WAITED, info);
@@ -316,8 +347,7 @@ int BPF_PROG(recorder_sys_exit, struct pt_regs *regs, long ret)
 SEC("tp_btf/sched_process_free")
 int BPF_PROG(recorder_free, struct task_struct *task)
 {
-	__u64 key = (__u64)task;
-	struct task_info *info = bpf_map_lookup_elem(&tasks, &key);
+	struct task_info *info = ours(task);
 	struct recorder_event *e;
 
 	if (!info)
@@ -330,10 +360,9 @@ int BPF_PROG(recorder_free, struct task_struct *task)
 		BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
 		bpf_ringbuf_submit(e, 0);
 	}
-	/* Counted after the submit, lost or not: born == ended tells the loader
-	 * every task's END has been written (or counted as dropped). */
+	/* Counted after the submit: born == ended tells the loader every END
+	 * is in the ring (or counted as dropped). */
 	__sync_fetch_and_add(&stats.ended, 1);
-	if (bpf_map_delete_elem(&tasks, &key) != 0)
-		__sync_fetch_and_add(&stats.delete_failed, 1);
+	bpf_task_storage_delete(&tasks, task);
 	return 0;
 }

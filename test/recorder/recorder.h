@@ -15,7 +15,8 @@
 #define RECORDER_RENAME 2  /* tp_btf/task_rename: its comm is about to change to `comm` */
 #define RECORDER_EXEC 3    /* tp_btf/sched_process_exec: it exec'd; `comm` is the new one */
 #define RECORDER_WAITED 4  /* tp_btf/sys_exit of wait4 returning a pid: a child was reaped */
-#define RECORDER_END 5     /* tp_btf/sched_process_free: the task is gone; carries its exit */
+#define RECORDER_END 5     /* tp_btf/sched_process_free: the task is gone */
+#define RECORDER_EXIT 6    /* tp_btf/sched_process_exit: it exits (still holds its PID) */
 
 /*
  * One event, 96 bytes, no padding. Every event names its subject task by
@@ -28,15 +29,17 @@
  *
  *            time_ns          t1                      t2               n1               n2
  *   NEW      task_newtask     real parent's start     -                real parent tgid clone flags (low 32)
- *   RENAME   task_rename      -                       -                -                -
+ *   RENAME   task_rename      -                       -                -                1 if a rename before was missed
  *   EXEC     exec done        -                       -                old tid (global) 1 if the tid changed
+ *   EXIT     sched_process_exit -                     -                group_dead       -
  *   WAITED   wait4 returns    that do_wait's start    -                returned pid     -
- *   END      sched_process_free  sched_process_exit   final switch out -                exit_code
+ *   END      sched_process_free  exit (0: not seen)   final switch out -                exit_code
  *
  * The actor is the task the program ran in (current): for RENAME the task
  * doing the rename, for NEW the forking thread, for WAITED the waiter (also
  * the subject). actor is 0 when current is outside the namespace (the
- * recorder forking the namespace's init; an RCU callback freeing a task).
+ * recorder forking the namespace's init). END's actor means nothing: it runs
+ * in an RCU callback, on whatever task the CPU was running.
  */
 struct recorder_event {
 	unsigned long long seq;         /* 0, 1, 2, ...: a gap is a lost event */
@@ -60,15 +63,11 @@ struct recorder_event {
 struct recorder_stats {
 	unsigned long long seq;            /* next sequence number */
 	unsigned long long dropped;        /* ring buffer full: events lost */
-	unsigned long long map_full;       /* a new task found no slot in the task map */
-	unsigned long long born;           /* tasks entered in the task map: each gets one END */
+	unsigned long long storage_failed; /* a new task got no task storage */
+	unsigned long long unknown_exits;  /* a task of the namespace exited unseen at birth */
+	unsigned long long born;           /* tasks given storage: each gets one END, unless missed */
 	unsigned long long ended;          /* tasks whose END was written (or dropped) */
-	unsigned long long delete_failed;  /* an ended task stayed in the map */
-	unsigned long long last_map_error; /* errno of the latest failed map insert */
 };
-
-/* Tasks alive (or not yet freed) at once in the namespace. */
-#define RECORDER_MAX_TASKS 65536
 
 /* Ring buffer size: a power of two, a page multiple. */
 #define RECORDER_RING_BYTES (64u << 20)

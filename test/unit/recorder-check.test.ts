@@ -53,6 +53,7 @@ class LogBuilder {
 
   /** Exit, then (for a child) its reap by `waiter`, then free. */
   ended(task: Born, exit: number, free: number, options: { comm: string; reap?: { by: Born; begin: number; end: number }; dead?: number }): void {
+    this.events.push({ kind: EVENT_KINDS.EXIT, timeNs: ms(exit), ...this.#subject(task), comm: options.comm, actor: task.tid, actorStart: ms(task.start) });
     if (options.reap) {
       const { by, begin, end } = options.reap;
       this.events.push({ kind: EVENT_KINDS.WAITED, timeNs: ms(end), ...this.#subject(by), t1: ms(begin), n1: task.tid, actor: by.tid, actorStart: ms(by.start) });
@@ -80,12 +81,12 @@ class LogBuilder {
       events: n,
       seq: n,
       dropped: 0,
-      mapFull: 0,
+      storageFailed: 0,
+      unknownExits: 0,
       unaccounted: 0,
+      recursionMisses: 0,
       born: this.events.filter((e) => e.kind === EVENT_KINDS.NEW).length,
       ended: this.events.filter((e) => e.kind === EVENT_KINDS.END).length,
-      deleteFailed: 0,
-      lastMapError: 0,
       writeFailed: false,
       startedNs: String(ms(0)),
       stoppedNs: String(ms(1000)),
@@ -243,11 +244,32 @@ describe('recorder log', () => {
     expect(commSeenInWindow(task, 'abcdXXXX_new', ms(1.5), ms(3))).toBe(false);
   });
 
-  it('a log with a hole says so: lost events, a sequence gap, a task never freed', () => {
+  it('a log with a hole says so: lost events, a sequence gap, a missed birth, exit or rename', () => {
     expect(b.build({ dropped: 3, seq: b.events.length + 3 }).problems.join(' ')).toMatch(/3 events dropped/);
     expect(b.build({ seq: b.events.length + 1 }).problems.join(' ')).toMatch(/sequence numbers handed out/);
-    expect(b.build({ born: 100 }).problems.join(' ')).toMatch(/never ended/);
-    expect(b.build({ mapFull: 1, lastMapError: 7 }).problems.join(' ')).toMatch(/no slot in the task map \(last errno 7\)/);
+    expect(b.build({ unknownExits: 2 }).problems.join(' ')).toMatch(/2 tasks of the namespace exited without a recorded birth/);
+    expect(b.build({ recursionMisses: 1 }).problems.join(' ')).toMatch(/skipped the programs 1 times/);
+    const lossy = new LogBuilder();
+    const p = lossy.born(5, 5, 'a', 1);
+    lossy.events.push({ kind: EVENT_KINDS.RENAME, timeNs: ms(2), tid: 5, tgid: 5, startNs: ms(1), comm: 'c', n2: 1 });
+    expect(lossy.build().problems.join(' ')).toMatch(/a rename before the one at .* was missed/);
+    expect(lossy.build().problems.join(' ')).toMatch(/has no recorded exit/);
+    lossy.ended(p, 3, 4, { comm: 'c' });
+    expect(lossy.build().problems).toEqual([expect.stringMatching(/a rename before the one at .* was missed/)]);
+  });
+
+  it('a missed sched_process_free only widens the bracket: the successor or the end of the recording bounds it', () => {
+    const noFree = new LogBuilder();
+    const p = noFree.born(5, 5, 'a', 1);
+    noFree.events.push({ kind: EVENT_KINDS.EXIT, timeNs: ms(3), tid: 5, tgid: 5, startNs: ms(1), comm: 'a' });
+    const q = noFree.born(6, 6, 'b', 2);
+    noFree.events.push({ kind: EVENT_KINDS.EXIT, timeNs: ms(3), tid: 6, tgid: 6, startNs: ms(2), comm: 'b' });
+    const r = noFree.born(6, 6, 'c', 9);
+    noFree.ended(r, 10, 11, { comm: 'c' });
+    const built = noFree.build();
+    expect(built.problems).toEqual([]);
+    expect(built.byNumber.get(p.tid)![0]!.release).toEqual({ loNs: ms(3), hiNs: ms(1000) });
+    expect(built.byNumber.get(q.tid)![0]!.release).toEqual({ loNs: ms(3), hiNs: ms(9) });
   });
 });
 
