@@ -174,31 +174,53 @@ export function parseChurnLog(text: string): ChurnTruth {
 }
 
 /**
- * The holders of one number that can have held it at or after `fromNs` and
- * were forked before `toNs`, newest first. Holders of one number follow one
- * another (each was reaped before the next was forked), so walking back from
- * the newest fork before `toNs` can stop well before `fromNs`: anything
- * forked earlier was reaped (bounds included) before a later holder's fork.
- * WALK_SLACK_NS is slack for fork_before order differing from the real
- * order (forks from different threads overlap by a fork's duration) and for
- * reap bounds up to LOOSE_REAP_NS wide.
+ * Which logged tasks may hold which number when: each task is filed under
+ * every BUCKET_NS slice of time from its fork_before to the end of its reap
+ * bounds (for a task with loose reap bounds, a churned thread, to
+ * reap_before + LOOSE_REAP_NS: every rule reads only reap_before of those; a
+ * task never reaped, to the end of the log). A query returns every task whose
+ * span meets the asked interval, and a few more; the rules then decide.
  */
-const WALK_SLACK_NS = 200_000_000n;
+const BUCKET_NS = 100_000_000n;
 
-function* holdersAround(list: readonly LoggedTask[], fromNs: bigint, toNs: bigint): Iterable<LoggedTask> {
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (list[mid]!.forkBeforeNs <= toNs) lo = mid + 1;
-    else hi = mid;
+class HolderIndex {
+  #byPid = new Map<number, Map<number, LoggedTask[]>>();
+  #all = new Map<number, LoggedTask[]>();
+
+  constructor(tasks: readonly LoggedTask[]) {
+    let lastNs = 0n;
+    for (const t of tasks) {
+      for (const v of [t.forkAfterNs, t.reapAfterNs ?? 0n]) if (v > lastNs) lastNs = v;
+    }
+    for (const t of tasks) {
+      const end = t.reapAfterNs === null ? lastNs : looseReap(t) ? t.reapBeforeNs! + LOOSE_REAP_NS : t.reapAfterNs;
+      let buckets = this.#byPid.get(t.pid);
+      if (!buckets) this.#byPid.set(t.pid, (buckets = new Map()));
+      for (let b = Number(t.forkBeforeNs / BUCKET_NS); b <= Number(end / BUCKET_NS); b++) {
+        for (const map of [buckets, this.#all]) {
+          let list = map.get(b);
+          if (!list) map.set(b, (list = []));
+          list.push(t);
+        }
+      }
+    }
   }
-  const stop = fromNs - WALK_SLACK_NS;
-  for (let i = lo - 1; i >= 0; i--) {
-    const task = list[i]!;
-    yield task;
-    if (task.forkAfterNs < stop) return;
+
+  /** Tasks with this number whose span meets [fromNs, toNs]; all numbers if pid is undefined. */
+  holders(pid: number | undefined, fromNs: bigint, toNs: bigint): Set<LoggedTask> {
+    const buckets = pid === undefined ? this.#all : this.#byPid.get(pid);
+    const out = new Set<LoggedTask>();
+    if (!buckets) return out;
+    for (let b = Number(fromNs / BUCKET_NS); b <= Number(toNs / BUCKET_NS); b++) for (const t of buckets.get(b) ?? []) out.add(t);
+    return out;
   }
+}
+
+const indexes = new WeakMap<ChurnTruth, HolderIndex>();
+function holderIndex(truth: ChurnTruth): HolderIndex {
+  let index = indexes.get(truth);
+  if (!index) indexes.set(truth, (index = new HolderIndex(truth.tasks)));
+  return index;
 }
 
 const floorTick = (ns: bigint): bigint => (ns / TICK_NS) * TICK_NS;
@@ -279,7 +301,7 @@ function matchEntry(
   // The tasks whose fork bounds can hold startNs (a tick rounds down by less
   // than 10 ms; no fork takes a second) first; every task only to explain a miss.
   let match: LoggedTask | undefined;
-  for (const t of holdersAround(candidates, entry.startNs, entry.startNs + TICK_NS)) {
+  for (const t of holderIndex(truth).holders(entry.id, entry.startNs, entry.startNs + TICK_NS)) {
     if (fits(t)) {
       match = t;
       break;
@@ -344,7 +366,7 @@ export function checkSnapshotDetailed(snapshot: Snapshot, truth: ChurnTruth, opt
     if (view.what === 'thread' && view.id === view.pid) continue;
     const task = match.task;
     // P2: nobody else held this PID inside the window, unless listed in reused.
-    for (const other of holdersAround(truth.byPid.get(view.id) ?? [], window.startNs, window.endNs)) {
+    for (const other of holderIndex(truth).holders(view.id, window.startNs, window.endNs)) {
       if (other === task) continue;
       const newer = other.forkAfterNs > task.forkAfterNs ? other : task;
       const listed = snapshot.reused.filter((r) => r.pid === view.id);
@@ -380,7 +402,8 @@ export function checkSnapshotDetailed(snapshot: Snapshot, truth: ChurnTruth, opt
     task.kind === 'thread'
       ? !wantThreads || (processes.get(task.tgid)?.threads.some((t) => t.tid === task.pid) ?? false)
       : processes.has(task.pid);
-  const throughCandidates = [...truth.byPid.values()].flatMap((list) => [...holdersAround(list, window.endNs, window.startNs)]);
+  // In log order, so violations come out in a stable order.
+  const throughCandidates = [...holderIndex(truth).holders(undefined, window.startNs, window.startNs)].sort((a, b) => a.line - b.line);
   for (const task of throughCandidates) {
     if (!surelyThroughout(task, window.startNs, window.endNs)) {
       if (maybeThroughout(task, window.startNs, window.endNs) && !present(task)) result.ambiguous.P3++;
