@@ -7,6 +7,20 @@ import type { RecordedTask, RecorderLog } from './log.js';
 
 const ANY_NAME = '-';
 
+/** Holders (in start order) with from <= startNs <= to. */
+function startedBetween(holders: readonly RecordedTask[], from: bigint, to: bigint): RecordedTask[] {
+  let lo = 0;
+  let hi = holders.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (holders[mid]!.startNs < from) lo = mid + 1;
+    else hi = mid;
+  }
+  const out: RecordedTask[] = [];
+  for (let i = lo; i < holders.length && holders[i]!.startNs <= to; i++) out.push(holders[i]!);
+  return out;
+}
+
 /** A churner task the recorder does not confirm, and why. */
 export interface TaskDisagreement {
   task: LoggedTask;
@@ -25,7 +39,7 @@ export function compareTasks(truth: ChurnTruth, log: RecorderLog): { matched: nu
   for (const task of truth.tasks) {
     const holders = log.byNumber.get(task.pid) ?? [];
     const group = (t: RecordedTask) => (task.kind === 'thread' ? !t.leader && t.tgid === task.tgid : t.leader);
-    const born = holders.filter((t) => group(t) && t.startNs >= task.forkBeforeNs && t.startNs <= task.forkAfterNs);
+    const born = startedBetween(holders, task.forkBeforeNs, task.forkAfterNs).filter(group);
     if (born.length !== 1) {
       disagreements.push({
         task,
