@@ -1,7 +1,7 @@
 /*
  * churner: ground truth for pidgen's coherence tests.
  *
- * Usage: churner <seconds> <logfile> [longlived=N] [threads=T] [warmup=0|1] [threadchurn=K]
+ * Usage: churner <seconds> <logfile> [longlived=N] [threads=T] [warmup=0|1] [threadchurn=K] [maxlive=M]
  *
  * Meant to run in a child PID namespace with a small pid_max (e.g. 400), so
  * PID numbers are reused many times a second. It:
@@ -13,6 +13,10 @@
  *   2b. (threadchurn=K, default 0) starts K processes whose threads come and
  *      go (1-5 ms each, up to 4 at once): a thread's TID is freed as soon as
  *      it exits, so TIDs move between thread groups and processes;
+ *   2c. (maxlive=M, default 0 = no limit) keeps at most M short-lived
+ *      children alive (unreaped) at once, so the namespace never runs out of
+ *      PID numbers: other programs in it (a CLI, a thread pool) can still
+ *      start their threads while it churns;
  *   3. prints "ready churner=<pid>" on stdout;
  *   4. forks short-lived children at full speed for <seconds> (or until
  *      SIGTERM/SIGINT/SIGUSR1). Before each fork the parent names itself
@@ -109,8 +113,9 @@ static inline uint64_t next_rand(void) {
 }
 
 /* ---- statistics ---- */
-static uint64_t forks, fork_failures, wraps;
+static uint64_t forks, fork_failures, wraps, throttled;
 static int last_pid = -1;
+static long live_children, max_live;
 
 /* Reaps every child that has finished, without blocking. */
 static void reap_ready(void) {
@@ -125,6 +130,7 @@ static void reap_ready(void) {
       r->reap_before = before;
       r->reap_after = after;
       slot_of_pid[p] = 0;
+      if (r->kind == K_CHILD) live_children--;
     }
   }
 }
@@ -167,6 +173,7 @@ static int fork_short(uint64_t seq) {
   r->fork_after = after;
   if (p <= pid_max_seen) slot_of_pid[p] = (int32_t)(r - recs) + 1;
   forks++;
+  live_children++;
   if (last_pid >= 0 && p < last_pid) wraps++;
   last_pid = p;
   return 1;
@@ -314,6 +321,7 @@ static void drain_all(void) {
       if (r->reap_before < 0) r->reap_before = before;
       r->reap_after = after;
       slot_of_pid[p] = 0;
+      if (r->kind == K_CHILD) live_children--;
       /* Threads of this process: their PIDs were freed by now. */
       if (r->kind == K_LONG)
         for (size_t i = 0; i < nrecs; i++)
@@ -334,7 +342,7 @@ static long read_pid_max(void) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: churner <seconds> <logfile> [longlived=N] [threads=T] [warmup=0|1] [threadchurn=K]\n");
+    fprintf(stderr, "usage: churner <seconds> <logfile> [longlived=N] [threads=T] [warmup=0|1] [threadchurn=K] [maxlive=M]\n");
     return 2;
   }
   double seconds = atof(argv[1]);
@@ -345,6 +353,7 @@ int main(int argc, char **argv) {
     else if (!strncmp(argv[i], "threads=", 8)) threads = atoi(argv[i] + 8);
     else if (!strncmp(argv[i], "warmup=", 7)) warmup = atoi(argv[i] + 7);
     else if (!strncmp(argv[i], "threadchurn=", 12)) threadchurn = atoi(argv[i] + 12);
+    else if (!strncmp(argv[i], "maxlive=", 8)) max_live = atol(argv[i] + 8);
     else {
       fprintf(stderr, "churner: unknown argument %s\n", argv[i]);
       return 2;
@@ -471,7 +480,13 @@ int main(int argc, char **argv) {
   int64_t t = start;
   while (!stop_requested && t < end) {
     reap_ready();
-    if (!fork_short(seq++)) sched_yield();
+    if (max_live > 0 && live_children >= max_live) {
+      throttled++;
+      struct timespec ts = {0, 20000};
+      nanosleep(&ts, NULL);
+    } else if (!fork_short(seq++)) {
+      sched_yield();
+    }
     t = now_ns();
   }
   int64_t stopped = now_ns();
@@ -537,9 +552,10 @@ int main(int argc, char **argv) {
   }
   if (fclose(log) != 0) die("write log");
 
-  printf("summary forks=%llu seconds=%.3f forks_per_s=%.0f wraps=%llu wraps_per_s=%.1f fork_failures=%llu threads_churned=%llu tasks=%zu\n",
+  printf("summary forks=%llu seconds=%.3f forks_per_s=%.0f wraps=%llu wraps_per_s=%.1f fork_failures=%llu threads_churned=%llu tasks=%zu throttled=%llu\n",
          (unsigned long long)hot_forks, secs, secs > 0 ? (double)hot_forks / secs : 0.0, (unsigned long long)hot_wraps,
-         secs > 0 ? (double)hot_wraps / secs : 0.0, (unsigned long long)(fork_failures - hot_fail0), (unsigned long long)thread_churned, nrecs);
+         secs > 0 ? (double)hot_wraps / secs : 0.0, (unsigned long long)(fork_failures - hot_fail0), (unsigned long long)thread_churned, nrecs,
+         (unsigned long long)throttled);
   fflush(stdout);
   return 0;
 }

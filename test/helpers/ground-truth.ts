@@ -66,7 +66,7 @@ export interface LoggedTask {
 
 export interface ChurnTruth {
   tasks: LoggedTask[];
-  /** Logged tasks by PID (tid for threads), in log order. */
+  /** Logged tasks by PID (tid for threads), by fork_before. */
   byPid: Map<number, LoggedTask[]>;
   /** From the log's `# churner pid=...` comment, when present. */
   churnerPid?: number;
@@ -106,7 +106,17 @@ export interface CheckResult {
 export interface CheckOptions {
   /** Whether the snapshot was taken with threads (P3 then wants threads). Default true. */
   threads?: boolean;
+  /**
+   * Judge only entries whose comm matches (default: all whose PID the log
+   * knows). Where other programs share the namespace (a CLI, a thread pool),
+   * their tasks take numbers the log also knows, and only the churner's own
+   * names say an entry is one of its tasks.
+   */
+  names?: RegExp;
 }
+
+/** Every name the churner gives its tasks (see churner.c). */
+export const CHURNER_NAMES = /^(c[0-9a-f]+|L[0-9a-f]+|T[0-9a-f]+_[0-9a-f]+|t[0-9a-f]+_[0-9a-f]+|TC[0-9a-f]+)$/;
 
 const TICK_NS = 10_000_000n; // USER_HZ = 100
 
@@ -135,7 +145,7 @@ export function parseChurnLog(text: string): ChurnTruth {
       }
       return;
     }
-    const f = line.split(/\s+/);
+    const f = line.split(' ');
     if (f.length !== 8) throw new Error(`churn log line ${i + 1}: expected 8 fields, got ${f.length}: ${line}`);
     const [kind, pid, tgid, name, fb, fa, rb, ra] = f as [string, string, string, string, string, string, string, string];
     if (kind !== 'child' && kind !== 'long' && kind !== 'thread') {
@@ -159,7 +169,58 @@ export function parseChurnLog(text: string): ChurnTruth {
     if (!list) byPid.set(task.pid, (list = []));
     list.push(task);
   });
+  for (const list of byPid.values()) list.sort((a, b) => (a.forkBeforeNs < b.forkBeforeNs ? -1 : a.forkBeforeNs > b.forkBeforeNs ? 1 : 0));
   return truth;
+}
+
+/**
+ * Which logged tasks may hold which number when: each task is filed under
+ * every BUCKET_NS slice of time from its fork_before to the end of its reap
+ * bounds (for a task with loose reap bounds, a churned thread, to
+ * reap_before + LOOSE_REAP_NS: every rule reads only reap_before of those; a
+ * task never reaped, to the end of the log). A query returns every task whose
+ * span meets the asked interval, and a few more; the rules then decide.
+ */
+const BUCKET_NS = 100_000_000n;
+
+class HolderIndex {
+  #byPid = new Map<number, Map<number, LoggedTask[]>>();
+  #all = new Map<number, LoggedTask[]>();
+
+  constructor(tasks: readonly LoggedTask[]) {
+    let lastNs = 0n;
+    for (const t of tasks) {
+      for (const v of [t.forkAfterNs, t.reapAfterNs ?? 0n]) if (v > lastNs) lastNs = v;
+    }
+    for (const t of tasks) {
+      const end = t.reapAfterNs === null ? lastNs : looseReap(t) ? t.reapBeforeNs! + LOOSE_REAP_NS : t.reapAfterNs;
+      let buckets = this.#byPid.get(t.pid);
+      if (!buckets) this.#byPid.set(t.pid, (buckets = new Map()));
+      for (let b = Number(t.forkBeforeNs / BUCKET_NS); b <= Number(end / BUCKET_NS); b++) {
+        for (const map of [buckets, this.#all]) {
+          let list = map.get(b);
+          if (!list) map.set(b, (list = []));
+          list.push(t);
+        }
+      }
+    }
+  }
+
+  /** Tasks with this number whose span meets [fromNs, toNs]; all numbers if pid is undefined. */
+  holders(pid: number | undefined, fromNs: bigint, toNs: bigint): Set<LoggedTask> {
+    const buckets = pid === undefined ? this.#all : this.#byPid.get(pid);
+    const out = new Set<LoggedTask>();
+    if (!buckets) return out;
+    for (let b = Number(fromNs / BUCKET_NS); b <= Number(toNs / BUCKET_NS); b++) for (const t of buckets.get(b) ?? []) out.add(t);
+    return out;
+  }
+}
+
+const indexes = new WeakMap<ChurnTruth, HolderIndex>();
+function holderIndex(truth: ChurnTruth): HolderIndex {
+  let index = indexes.get(truth);
+  if (!index) indexes.set(truth, (index = new HolderIndex(truth.tasks)));
+  return index;
 }
 
 const floorTick = (ns: bigint): bigint => (ns / TICK_NS) * TICK_NS;
@@ -235,8 +296,18 @@ function matchEntry(
   });
   const sameGroup = (t: LoggedTask): boolean =>
     entry.what === 'process' ? t.pid === t.tgid : t.tgid === entry.pid;
-  const named = candidates.filter((t) => t.name === entry.comm || t.name === ANY_NAME);
-  const match = named.find((t) => sameGroup(t) && startFits(t, entry.startNs, entry.exact));
+  const fits = (t: LoggedTask): boolean =>
+    (t.name === entry.comm || t.name === ANY_NAME) && sameGroup(t) && startFits(t, entry.startNs, entry.exact);
+  // The tasks whose fork bounds can hold startNs (a tick rounds down by less
+  // than 10 ms; no fork takes a second) first; every task only to explain a miss.
+  let match: LoggedTask | undefined;
+  for (const t of holderIndex(truth).holders(entry.id, entry.startNs, entry.startNs + TICK_NS)) {
+    if (fits(t)) {
+      match = t;
+      break;
+    }
+  }
+  const named = match ? [] : candidates.filter((t) => t.name === entry.comm || t.name === ANY_NAME);
   if (!match) {
     const byStart = candidates.filter((t) => startFits(t, entry.startNs, entry.exact));
     const parts: string[] = [];
@@ -283,6 +354,7 @@ export function checkSnapshotDetailed(snapshot: Snapshot, truth: ChurnTruth, opt
   }
 
   for (const view of views) {
+    if (options.names && !options.names.test(view.comm)) continue;
     const match = matchEntry(view, truth, window);
     if (!match) continue;
     result.judged++;
@@ -294,7 +366,7 @@ export function checkSnapshotDetailed(snapshot: Snapshot, truth: ChurnTruth, opt
     if (view.what === 'thread' && view.id === view.pid) continue;
     const task = match.task;
     // P2: nobody else held this PID inside the window, unless listed in reused.
-    for (const other of truth.byPid.get(view.id) ?? []) {
+    for (const other of holderIndex(truth).holders(view.id, window.startNs, window.endNs)) {
       if (other === task) continue;
       const newer = other.forkAfterNs > task.forkAfterNs ? other : task;
       const listed = snapshot.reused.filter((r) => r.pid === view.id);
@@ -345,7 +417,9 @@ export function checkSnapshotDetailed(snapshot: Snapshot, truth: ChurnTruth, opt
         e.exitNs <= window.endNs &&
         (task.reapAfterNs === null || e.exitNs <= task.reapAfterNs),
     );
-  for (const task of truth.tasks) {
+  // In log order, so violations come out in a stable order.
+  const throughCandidates = [...holderIndex(truth).holders(undefined, window.startNs, window.startNs)].sort((a, b) => a.line - b.line);
+  for (const task of throughCandidates) {
     if (!surelyThroughout(task, window.startNs, window.endNs)) {
       if (maybeThroughout(task, window.startNs, window.endNs) && !present(task)) result.ambiguous.P3++;
       continue;

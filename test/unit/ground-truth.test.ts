@@ -2,7 +2,7 @@
 // property must catch its violation and stay quiet on the clean and the
 // ambiguous cases.
 import { describe, expect, it } from 'vitest';
-import { boundStats, checkSnapshot, checkSnapshotDetailed, parseChurnLog, reviveSnapshot } from '../helpers/ground-truth.js';
+import { boundStats, CHURNER_NAMES, checkSnapshot, checkSnapshotDetailed, parseChurnLog, reviveSnapshot } from '../helpers/ground-truth.js';
 import { SNAPSHOT_SCHEMA, type ProcessEntry, type ReusedPid, type Snapshot, type ThreadEntry } from '../../src/index.js';
 
 // Times in ms from an arbitrary boot offset, written out in ns.
@@ -101,6 +101,16 @@ describe('parseChurnLog', () => {
 describe('checkSnapshot', () => {
   it('a snapshot that matches the truth has no violations', () => {
     expect(checkSnapshot(snap(clean()), truth)).toEqual([]);
+  });
+
+  it('with the churner\'s names, ignores entries of other programs that reuse its numbers', () => {
+    // A CLI's node thread took 350 after c2: not the churner's, not judged.
+    const other = proc(350, 'node', ms(130));
+    expect(checkSnapshot(snap([L0, other, C7]), truth).map((x) => x.property)).toContain('P1');
+    expect(checkSnapshot(snap([L0, other, C7]), truth, { names: CHURNER_NAMES })).toEqual([]);
+    expect(CHURNER_NAMES.test('c1f')).toBe(true);
+    expect(CHURNER_NAMES.test('t0_1a')).toBe(true);
+    expect(CHURNER_NAMES.test('node')).toBe(false);
   });
 
   it('ignores entries whose PID the log never saw', () => {
