@@ -54,28 +54,36 @@ bool ParseTid(const char* name, int32_t* tid) {
   return true;
 }
 
-// Lists task/ once, appending each tid not already in `seen`.
-int ListTids(DIR* dir, std::unordered_set<int32_t>* seen, std::vector<int32_t>* fresh) {
+// Lists task/ once: every tid it shows goes to `listed`, and each one not
+// in `seen` yet to `fresh` (and into `seen`).
+int ListTids(DIR* dir, std::unordered_set<int32_t>* seen, std::vector<int32_t>* listed, std::vector<int32_t>* fresh) {
   rewinddir(dir);
   errno = 0;
   while (dirent* entry = readdir(dir)) {
     int32_t tid;
     if (!ParseTid(entry->d_name, &tid)) continue;
+    listed->push_back(tid);
     if (seen->insert(tid).second) fresh->push_back(tid);
   }
   return errno;
 }
 
+bool Gone(int err) { return err == ENOENT || err == ESRCH; }
+
 // Why task/ is listed again when a listed thread vanished: a listing of
-// task/ can silently skip a live thread. proc_task_readdir() walks the
+// task/ can silently skip live threads. proc_task_readdir() walks the
 // thread list from the last thread it emitted; if that thread exits during
 // the walk, next_tid() ends the getdents() call early, and the next call
-// finds its place by index instead (first_tid()), one thread too far, since
-// the thread list lost one ahead of it. That skip needs a listed thread to
-// die during the listing, so its stat read fails afterwards: only then is
-// task/ listed again, and only newcomers are read. Each round is triggered
-// by another exit during the listing, so a few rounds are enough.
-constexpr int kThreadListRounds = 4;
+// finds its place by index instead (first_tid()), too far on, since the
+// thread list lost entries ahead of it. That skip needs a thread the
+// listing showed to be gone once the listing is done, so a listing is
+// trusted only when every thread it showed is still there afterwards:
+// newcomers are checked by reading their stat, the others by a lookup.
+// Otherwise task/ is listed again, and only newcomers are read. Each round
+// is triggered by another exit during a listing; the bound only stops a
+// process that churns threads faster than it can be listed, and then what
+// was read is still returned.
+constexpr int kThreadListRounds = 32;
 
 void ReadThreads(int process_dirfd, ProcessRead* process) {
   int taskfd = openat(process_dirfd, "task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -92,8 +100,9 @@ void ReadThreads(int process_dirfd, ProcessRead* process) {
   std::unordered_set<int32_t> seen;
   char path[40];
   for (int round = 0; round < kThreadListRounds; round++) {
+    std::vector<int32_t> listed;
     std::vector<int32_t> fresh;
-    int err = ListTids(dir, &seen, &fresh);
+    int err = ListTids(dir, &seen, &listed, &fresh);
     if (err != 0) {
       process->threads_err = err;
       break;
@@ -104,8 +113,19 @@ void ReadThreads(int process_dirfd, ProcessRead* process) {
       ThreadRead thread;
       thread.tid = tid;
       thread.stat = ReadAt(process_dirfd, path);
-      vanished = vanished || thread.stat.err == ENOENT || thread.stat.err == ESRCH;
+      vanished = vanished || Gone(thread.stat.err);
       process->threads.push_back(std::move(thread));
+    }
+    if (!vanished && round > 0) {
+      std::unordered_set<int32_t> newcomers(fresh.begin(), fresh.end());
+      for (int32_t tid : listed) {
+        if (newcomers.count(tid) != 0) continue;
+        snprintf(path, sizeof path, "task/%d", tid);
+        if (faccessat(process_dirfd, path, F_OK, 0) != 0 && Gone(errno)) {
+          vanished = true;
+          break;
+        }
+      }
     }
     if (!vanished) break;
   }

@@ -105,10 +105,9 @@ export interface Snapshot {
   /** Every hand-over inside the window of every PID in the snapshot, in time order. */
   reused: ReusedPid[];
   /**
-   * Tasks that exited by the window end and are not among `processes`: they
-   * came and went inside the window, or died in it (or just before it, as
-   * zombies) and were left out. In exit order. Empty without the bpf guard
-   * (nothing logs exits then).
+   * Tasks that exited inside the window and are not among `processes`: they
+   * came and went inside it, or died in it and were left out. In exit order.
+   * Empty without the bpf guard (nothing logs exits then).
    */
   exited: ExitedTask[];
   processes: ProcessEntry[];

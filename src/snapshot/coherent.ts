@@ -82,7 +82,22 @@ interface Run {
   /** Every task of the namespace that exited since the window started, by number. */
   exits: Map<number, ExitEvent[]>;
   waitingSince: number | undefined;
+  /**
+   * Every number the window's reads saw held, entries dropped since
+   * included: a tracker without a log bounds its cursor with them.
+   */
+  observed: Set<number>;
+  /** Window ends taken again because a re-read at the end dropped a task. */
+  windowEndRounds: number;
 }
+
+/**
+ * How many times the window end may move on because a task that exited in
+ * the window was reaped before its re-read (each time is one more
+ * checkpoint). Each round needs a reap within the few hundred microseconds
+ * between a checkpoint and its re-read.
+ */
+export const WINDOW_END_ROUNDS = 8;
 
 type Verdict = { coherent: true } | { coherent: false; reason: string };
 
@@ -103,6 +118,7 @@ export async function walkCoherently(
 /** Phase walk: open a window and take one full pass inside it. */
 function openWindow(tracker: WindowTracker, source: Source, previous?: Run): Run {
   const startNs = tracker.start();
+  const entries = new EntrySet(source.walk());
   return {
     startNs,
     endNs: startNs,
@@ -111,10 +127,12 @@ function openWindow(tracker: WindowTracker, source: Source, previous?: Run): Run
     attempts: previous ? previous.attempts + 1 : 1,
     fullScans: previous ? previous.fullScans + 1 : 1,
     repaired: previous?.repaired ?? 0,
-    entries: new EntrySet(source.walk()),
+    entries,
+    observed: new Set(entries.numbers()),
     taken: new Map(),
     exits: new Map(),
     waitingSince: undefined,
+    windowEndRounds: previous?.windowEndRounds ?? 0,
   };
 }
 
@@ -123,7 +141,7 @@ function openWindow(tracker: WindowTracker, source: Source, previous?: Run): Run
  * is over, undefined when another checkpoint must follow.
  */
 async function pass(run: Run, tracker: WindowTracker, source: Source, maxAttempts: number): Promise<Verdict | undefined> {
-  const checkpoint = tracker.checkpoint();
+  const checkpoint = tracker.checkpoint(source.listsThreads ? run.observed : undefined);
   run.endNs = checkpoint.endNs;
   if (checkpoint.taken === null) return lostTrack(run, tracker, source, checkpoint, maxAttempts);
   recordTaken(run.taken, checkpoint.taken);
@@ -145,15 +163,10 @@ async function pass(run: Run, tracker: WindowTracker, source: Source, maxAttempt
     if (unlogged.length > 0 && (await waitedForLateRecords(run))) return undefined;
     suspects.push(...unlogged);
   }
-  if (suspects.length === 0) {
-    verifyExited(run, source);
-    return { coherent: true };
-  }
-
+  if (suspects.length === 0) return windowEnd(run, source);
   if (run.attempts >= maxAttempts) {
     dropSuspects(run, suspects);
-    verifyExited(run, source);
-    return { coherent: true };
+    return windowEnd(run, source);
   }
   repair(run, suspects, source);
   return undefined;
@@ -211,14 +224,19 @@ function unverifiedNumbers(entries: EntrySet, checkpoint: Checkpoint): Set<numbe
 
 /**
  * Re-reads the processes holding numbers that may have been handed out,
- * keeps what is provably the same task, and drops what is not (it started
- * inside the window or its predecessor died there; neither must be listed,
- * and without a log there is no exact time to list it under `reused`).
+ * keeps what is provably the same task, started before the window, and
+ * drops the rest (it started inside the window or its predecessor died
+ * there; neither must be listed, and without a log there is no exact time
+ * to list it under `reused`).
  * Returns how many processes were re-read.
  */
 function verifyByRereading(run: Run, unverified: Set<number>, source: Source): number {
   const { entries } = run;
-  const held = (old: TaskSeen, now: TaskSeen) => heldThroughWindow(run, old, now);
+  // Not heldThroughWindow: the same pidfs inode on both reads shows one
+  // task held the number between them, but without a log a task born in
+  // the window cannot be listed as a hand-over, so it must have started
+  // before the window.
+  const held = (old: TaskSeen, now: TaskSeen) => sameTask(old, now) && old.startNs < floorToTick(run.startNs);
   const owners = new Map<number, ProcessEntry>();
   for (const nr of unverified) {
     for (const claim of entries.claimsOf(nr)) {
@@ -226,7 +244,7 @@ function verifyByRereading(run: Run, unverified: Set<number>, source: Source): n
       if (owner) owners.set(owner.pid, owner);
     }
   }
-  const fresh = source.reread([...owners.keys()]);
+  const fresh = reread(run, source, [...owners.keys()]);
   for (const [pid, old] of owners) {
     const now = fresh.get(pid);
     if (!now || (unverified.has(pid) && !held(old, now))) {
@@ -242,6 +260,16 @@ function verifyByRereading(run: Run, unverified: Set<number>, source: Source): n
     entries.put(now);
   }
   return owners.size;
+}
+
+/** A re-read through the source; every number it shows held joins `observed`. */
+function reread(run: Run, source: Source, pids: readonly number[]): Map<number, ProcessEntry> {
+  const fresh = source.reread(pids);
+  for (const entry of fresh.values()) {
+    run.observed.add(entry.pid);
+    for (const thread of entry.threads) run.observed.add(thread.tid);
+  }
+  return fresh;
 }
 
 /**
@@ -277,7 +305,7 @@ function repair(run: Run, suspects: readonly Claim[], source: Source): void {
   run.attempts++;
   const owners = new Set(suspects.map((claim) => claim.pid));
   run.repaired += owners.size;
-  const fresh = source.reread([...owners]);
+  const fresh = reread(run, source, [...owners]);
   for (const pid of owners) {
     const entry = fresh.get(pid);
     if (entry) run.entries.put(entry);
@@ -298,11 +326,25 @@ function dropSuspects(run: Run, suspects: readonly Claim[]): void {
 }
 
 /**
- * Phase window end: every claim whose task exited inside the window is
- * re-read once more, after the last drain. It stays only if the number
- * still names that task (a zombie holds its PID until it is reaped);
- * otherwise it is dropped. Its old facts are kept, not the fresh read's:
- * the re-read only decides.
+ * Phase window end: the verdict, once no claim is suspect. Claims whose
+ * task exited are re-read (verifyExited); if one was dropped, the window
+ * ends again at a new checkpoint, after that re-read.
+ */
+function windowEnd(run: Run, source: Source): Verdict | undefined {
+  if (verifyExited(run, source) === 0) return { coherent: true };
+  run.windowEndRounds++;
+  if (run.windowEndRounds > WINDOW_END_ROUNDS) {
+    return { coherent: false, reason: `tasks that exited kept being reaped at the window end (${WINDOW_END_ROUNDS} more checkpoints)` };
+  }
+  return undefined;
+}
+
+/**
+ * Every claim whose task exited inside the window is re-read once more,
+ * after the last drain. It stays only if the number still names that task
+ * (a zombie holds its PID until it is reaped); otherwise it is dropped, and
+ * the window must end again (below). Its old facts are kept, not the fresh
+ * read's: the re-read only decides. Returns how many claims were dropped.
  *
  * Why this closes the window end. Say an entry describes task T, read alive
  * by the walk, and its number went to a new task S with S's start before
@@ -318,31 +360,55 @@ function dropSuspects(run: Run, suspects: readonly Claim[]): void {
  * with release and read with acquire. So T's exit record is in that drain,
  * and T's claim is re-read here. The re-read happens after endNs: if it
  * still shows T, T held the number from the walk until after endNs, and no
- * hand-over can have happened; if not, T is dropped, which the rules allow
- * (T did not stay alive for the whole window). Tasks that exited and are
- * not kept are reported in `exited` instead.
+ * hand-over can have happened. If not, T was reaped before the re-read, but
+ * maybe after endNs: then T held its number for the whole window (a zombie
+ * counts) and must be listed. So T is dropped and the window ends again at
+ * a new checkpoint, after the re-read: T was gone before that end, so the
+ * rules allow leaving it out, and the new end gets the same proof. Tasks
+ * that exited and are not kept are reported in `exited` instead.
  *
  * Cost: one batch read of the few processes whose task exited in the
  * window, and no wait on records that may never come.
  */
-function verifyExited(run: Run, source: Source): void {
+function verifyExited(run: Run, source: Source): number {
   const { entries } = run;
   const exitedClaims: Claim[] = [];
-  for (const [nr, exits] of exitsByWindowEnd(run)) {
+  for (const [nr, exits] of run.exits) {
     for (const claim of entries.claimsOf(nr)) {
       if (exits.some((exit) => isExitOfClaim(run, exit, claim))) exitedClaims.push(claim);
     }
   }
-  if (exitedClaims.length === 0) return;
+  // A task the walk saw as a zombie exited before the log was armed (or
+  // before a rescan's window), so its exit is not in the log: the same
+  // proof needs its re-read too.
+  for (const claim of zombieClaims(entries)) {
+    if (!exitedClaims.some((c) => c.nr === claim.nr && c.pid === claim.pid)) exitedClaims.push(claim);
+  }
+  if (exitedClaims.length === 0) return 0;
   const held = (old: TaskSeen, now: TaskSeen) => heldThroughWindow(run, old, now);
   const owners = [...new Set(exitedClaims.map((c) => c.pid))];
-  const fresh = source.reread(owners);
+  const fresh = reread(run, source, owners);
   run.repaired += owners.length;
+  let dropped = 0;
   for (const claim of exitedClaims) {
     const before = claimedTask(entries, claim);
     const now = claimedTask(fresh.get(claim.pid), claim);
-    if (!before || !now || !held(before, now)) entries.drop(claim);
+    if (before && now && held(before, now)) continue;
+    entries.drop(claim);
+    dropped++;
   }
+  return dropped;
+}
+
+/** Claims on tasks read as zombies (Z) or dead (X). */
+function zombieClaims(entries: EntrySet): Claim[] {
+  const claims: Claim[] = [];
+  const dead = (state: string) => state === 'Z' || state === 'X';
+  for (const entry of entries.processes.values()) {
+    if (dead(entry.state)) claims.push({ nr: entry.pid, pid: entry.pid });
+    for (const thread of entry.threads) if (thread.tid !== entry.pid && dead(thread.state)) claims.push({ nr: thread.tid, pid: entry.pid });
+  }
+  return claims;
 }
 
 interface TaskSeen {
@@ -367,22 +433,6 @@ function claimedTask(from: EntrySet | ProcessEntry | undefined, claim: Claim): T
   if (claim.nr === claim.pid) return { startNs: owner.startNs, pidfdIno: owner.pidfdIno };
   const thread = owner.threads.find((t) => t.tid === claim.nr);
   return thread ? { startNs: thread.startNs } : undefined;
-}
-
-/**
- * The exits logged up to the window end. The last drain comes after endNs,
- * so it can hold exits from after it; those tasks were alive for the whole
- * window and must not be re-verified or dropped (a zombie reaped between
- * endNs and the re-read would be lost). The proof above needs only exits
- * before endNs: a predecessor's exit precedes its successor's start.
- */
-function exitsByWindowEnd(run: Pick<Run, 'exits' | 'endNs'>): Map<number, ExitEvent[]> {
-  const byEnd = new Map<number, ExitEvent[]>();
-  for (const [nr, exits] of run.exits) {
-    const before = exits.filter((exit) => exit.atNs <= run.endNs);
-    if (before.length > 0) byEnd.set(nr, before);
-  }
-  return byEnd;
 }
 
 /**
@@ -462,9 +512,12 @@ function handOvers(run: Run): ReusedPid[] {
  */
 function exitedTasks(run: Run): ExitedTask[] {
   const exited: ExitedTask[] = [];
-  for (const [nr, exits] of exitsByWindowEnd(run)) {
+  for (const [nr, exits] of run.exits) {
     const kept = run.entries.claimsOf(nr);
     for (const exit of exits) {
+      // The first drain can hold exits from just before the window (the
+      // log is armed first); those tasks are not the window's news.
+      if (exit.atNs < run.startNs) continue;
       if (kept.some((claim) => isExitOfClaim(run, exit, claim))) continue;
       exited.push({ pid: exit.tgid || nr, tid: nr, comm: exit.comm, startNs: exit.startNs, exitNs: exit.atNs });
     }

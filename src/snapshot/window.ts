@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fsError } from '../errors.js';
-import { Guard, type AllocationEvent, type ExitEvent } from '../guard/guard.js';
+import { Guard, type AllocationEvent, type ExitEvent, type LogEvent } from '../guard/guard.js';
 import { readNsLastPid, readPidMax } from '../host/pidns.js';
 import { nativeAddon } from '../native/addon.js';
 import { snapshotHooks } from './hooks.js';
@@ -49,7 +49,12 @@ export interface WindowTracker {
   start(): bigint;
   /** The scanning namespace's generation now, if this guard has one. */
   generation(): bigint | undefined;
-  checkpoint(): Checkpoint;
+  /**
+   * `held`: every PID number the window's reads saw held (undefined when
+   * they did not list threads, so could not see them all). A tracker
+   * without a log needs them to bound how far its cursor can have gone.
+   */
+  checkpoint(held?: ReadonlySet<number>): Checkpoint;
   /** Stops logging; the tracker cannot be used afterwards. */
   finish(): void;
 }
@@ -68,6 +73,8 @@ export class BpfWindowTracker implements WindowTracker {
   #guard: Guard;
   #health: { nsMapFull: bigint; readErrors: bigint; logDrops: bigint } | undefined;
   #logging = false;
+  /** Records from after the last checkpoint's endNs, held for the next one. */
+  #early: LogEvent[] = [];
 
   constructor(guard: Guard) {
     this.#guard = guard;
@@ -82,6 +89,7 @@ export class BpfWindowTracker implements WindowTracker {
     } else {
       this.#guard.drainAllocationLog();
     }
+    this.#early = [];
     this.#health = this.#guard.health();
     return boottimeNs();
   }
@@ -92,7 +100,12 @@ export class BpfWindowTracker implements WindowTracker {
 
   checkpoint(): Checkpoint {
     const endNs = boottimeNs();
-    const events = this.#guard.drainAllocationLog();
+    // The drain comes after endNs, so it can hold records of tasks that
+    // started or exited after it. They belong to the next checkpoint: a
+    // task started after endNs did not take its number inside this window,
+    // and one that exited after it was alive for all of it.
+    const { upToEnd: events, after } = splitAtWindowEnd([...this.#early, ...this.#guard.drainAllocationLog()], endNs);
+    this.#early = after;
     const health = this.#guard.health();
     const before = this.#health;
     this.#health = health;
@@ -121,6 +134,19 @@ export class BpfWindowTracker implements WindowTracker {
     if (this.#logging) this.#guard.endAllocationLog();
     this.#logging = false;
   }
+}
+
+/** When a record's news happened: a new task's start, or an exit. */
+function eventNs(event: LogEvent): bigint {
+  return event.kind === 'exit' ? event.atNs : event.startNs;
+}
+
+/** The records of a drain up to a checkpoint's endNs, and those from after it (kept for the next). */
+export function splitAtWindowEnd<T extends LogEvent>(drained: readonly T[], endNs: bigint): { upToEnd: T[]; after: T[] } {
+  const upToEnd: T[] = [];
+  const after: T[] = [];
+  for (const event of drained) (eventNs(event) <= endNs ? upToEnd : after).push(event);
+  return { upToEnd, after };
 }
 
 function push<T>(map: Map<number, T[]>, nr: number, event: T): void {
@@ -160,41 +186,106 @@ export function readForkCount(statPath = '/proc/stat'): bigint {
   return BigInt(m[1]);
 }
 
-interface Cursor {
-  lastPid: number;
-  forks: bigint;
+/** The tasks of the whole host right now: the total of /proc/loadavg's "running/total". */
+export function readTaskCount(loadavgPath = '/proc/loadavg'): bigint {
+  let text: string;
+  try {
+    text = readFileSync(loadavgPath, 'utf8');
+  } catch (error) {
+    throw fsError('read', loadavgPath, error);
+  }
+  const m = /^\S+ \S+ \S+ \d+\/(\d+) /.exec(text);
+  if (!m?.[1]) throw fsError('parse', loadavgPath, { code: 'EINVAL', message: 'no running/total field' });
+  return BigInt(m[1]);
 }
+
+export interface Cursor {
+  /** ns_last_pid. */
+  lastPid: number;
+  /** Forks since boot, host-wide (/proc/stat). */
+  forks: bigint;
+  /** Tasks now, host-wide (/proc/loadavg). */
+  tasks: bigint;
+}
+
+/** After a wrap the allocator starts again at RESERVED_PIDS (kernel/pid.c). */
+const RESERVED_PIDS = 300;
 
 /**
  * The unprivileged guard: the namespace's allocation cursor (ns_last_pid),
- * pid_max, and the host-wide fork count, before and after.
+ * pid_max, the host-wide fork count and task count, before and after.
  *
- * A wrap is impossible when `last_before + forks_delta < pid_max` and the
- * cursor did not go down. That alone does not rule out reuse: a number
- * above the cursor, left from before the last wrap, may belong to a task
- * that dies mid-walk and is then handed out again without a new wrap. So
- * when no wrap was possible, the numbers the cursor swept, (last_before,
- * last_after], are what may have been taken: entries holding them are
- * re-read and compared. When a wrap was possible, anything may have been
- * reused, and only a new walk helps.
+ * Without a wrap, the numbers handed out since the last checkpoint are in
+ * (last_before, last_after]: entries holding them are re-read and compared.
+ * A number above the cursor left from before the last wrap can be handed out
+ * again without any new wrap, so the swept range matters, not just "did it
+ * wrap". With a wrap, anything may have been reused, and only a new walk
+ * helps.
  *
- * Limits: it sees forks of every namespace (conservative: more rescans on a
- * busy host), it has no exact times (a reused PID is dropped, not listed),
- * and ns_last_pid is per reader, so it guards only the namespace pidgen runs
- * in.
+ * Ruling out a wrap. A cursor that went down wrapped. One that went all the
+ * way round and came back at or above where it was passed every number of
+ * [RESERVED_PIDS, pid_max), and each number it passed was either handed out
+ * (at most `forks`) or skipped because a task held it then. A held number
+ * is one of the numbers the window's reads saw (`held`), or its task died
+ * before a read could see it: at most the host's exits in between (`forks`
+ * minus the change in the task count). Without thread listings the reads
+ * do not see every number, and the host's task count at the start bounds
+ * them instead. So a full round needs forks + skipped >= pid_max -
+ * RESERVED_PIDS; below that, it did not happen. The counts are read on
+ * both sides of the cursor, so each errs high.
+ *
+ * Limits: it counts forks and exits of every namespace (conservative: more
+ * rescans on a busy host), it has no exact times (a reused PID is dropped,
+ * not listed), and ns_last_pid is per reader, so it guards only the
+ * namespace pidgen runs in.
  */
+/**
+ * Why the cursor may have gone round between two reads (the rule above), or
+ * undefined when it cannot have. `held`: the numbers the walk's entries hold.
+ */
+export function wrapPossible(before: Cursor, after: Cursor, pidMax: number, held: ReadonlySet<number> | undefined): string | undefined {
+  const forks = after.forks - before.forks;
+  const delta = before.tasks + forks - after.tasks;
+  const exits = delta > 0n ? delta : 0n;
+  // Numbers in use when the cursor passed them, by tasks older than the
+  // interval: every one was alive at its start, so at most the host's task
+  // count then; or, when the reads saw every number held, those plus the
+  // tasks that died before a read could see them.
+  let skipped = before.tasks;
+  let heldInRing = 0n;
+  if (held) {
+    for (const nr of held) if (nr >= RESERVED_PIDS && nr < pidMax) heldInRing++;
+    if (heldInRing + exits < skipped) skipped = heldInRing + exits;
+  }
+  const ring = BigInt(Math.max(pidMax - RESERVED_PIDS, 0));
+  if (after.lastPid >= before.lastPid && forks + skipped < ring) return undefined;
+  return (
+    `PID numbers may have wrapped (ns_last_pid ${before.lastPid} -> ${after.lastPid}, ${forks} forks and ${exits} exits on the host, ` +
+    `${held ? `${heldInRing} numbers held` : `${before.tasks} tasks on the host`}, pid_max ${pidMax})`
+  );
+}
+
 export class CursorWindowTracker implements WindowTracker {
   readonly kind = 'cursor' as const;
   readonly exact = true;
   readonly hasLog = false;
   #cursor: Cursor | undefined;
 
-  #read(): Cursor {
-    return { lastPid: readNsLastPid(), forks: readForkCount() };
+  /**
+   * The cursor, bracketed by the counts: `start` as a baseline (counts read
+   * before the cursor), `end` to close an interval (counts read after it).
+   * Each errs toward more forks and more exits.
+   */
+  #read(): { start: Cursor; end: Cursor } {
+    const forks = readForkCount();
+    const tasks = readTaskCount();
+    const lastPid = readNsLastPid();
+    const tasksAfter = readTaskCount();
+    return { start: { lastPid, forks, tasks }, end: { lastPid, forks: readForkCount(), tasks: tasksAfter } };
   }
 
   start(): bigint {
-    this.#cursor = this.#read();
+    this.#cursor = this.#read().start;
     return boottimeNs();
   }
 
@@ -202,20 +293,15 @@ export class CursorWindowTracker implements WindowTracker {
     return undefined;
   }
 
-  checkpoint(): Checkpoint {
+  checkpoint(held?: ReadonlySet<number>): Checkpoint {
     const endNs = boottimeNs();
-    const before = this.#cursor ?? this.#read();
-    const after = this.#read();
-    this.#cursor = after;
+    const now = this.#read();
+    const before = this.#cursor ?? now.start;
+    const after = now.end;
+    this.#cursor = now.start;
     const pidMax = readPidMax();
-    const forks = after.forks - before.forks;
-    if (after.lastPid < before.lastPid || BigInt(before.lastPid) + forks >= BigInt(pidMax)) {
-      return {
-        endNs,
-        taken: null,
-        reason: `PID numbers may have wrapped (ns_last_pid ${before.lastPid} -> ${after.lastPid}, ${forks} forks, pid_max ${pidMax})`,
-      };
-    }
+    const wrapped = wrapPossible(before, after, pidMax, held);
+    if (wrapped) return { endNs, taken: null, reason: wrapped };
     const low = before.lastPid;
     const high = after.lastPid;
     return { endNs, taken: new Map(), mayBeTaken: (nr) => nr > low && nr <= high };

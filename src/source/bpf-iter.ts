@@ -120,6 +120,7 @@ function isOfTask(entry: ProcessEntry, read: NativeProcessRead): boolean {
 export class BpfIterSource implements Source {
   readonly kind = 'bpf-iter' as const;
   readonly cmdlineFrom: 'bpf' | 'procfs';
+  readonly listsThreads: boolean;
   readonly #procfs: ProcfsSource;
 
   constructor(
@@ -127,6 +128,7 @@ export class BpfIterSource implements Source {
     private readonly settings: ReadSettings,
   ) {
     this.cmdlineFrom = iterator.cmdlineFrom;
+    this.listsThreads = settings.threads;
     this.#procfs = new ProcfsSource(settings);
   }
 

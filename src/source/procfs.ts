@@ -164,7 +164,10 @@ const READ_BATCH = 256;
 /** The /proc walk as a {@link Source}. */
 export class ProcfsSource implements Source {
   readonly kind = 'procfs' as const;
-  constructor(private readonly settings: ReadSettings) {}
+  readonly listsThreads: boolean;
+  constructor(private readonly settings: ReadSettings) {
+    this.listsThreads = settings.threads;
+  }
 
   walk(): ProcessEntry[] {
     return readProcessEntries(this.settings.procRoot, listPids(this.settings.procRoot), this.settings);

@@ -20,6 +20,8 @@ export interface Source {
   readonly kind: SnapshotSource;
   /** bpf-iter: where argv comes from (the iterator, or /proc on kernels < 5.18). */
   readonly cmdlineFrom?: 'bpf' | 'procfs';
+  /** Entries list their threads, so their numbers are every number the source saw held. */
+  readonly listsThreads: boolean;
   /** Every process of the namespace, each entry read from one task. */
   walk(): ProcessEntry[];
   /**

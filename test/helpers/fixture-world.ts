@@ -10,7 +10,7 @@ import type { AllocationEvent, ExitEvent, LogEvent } from '../../src/guard/guard
 import { TICK_NS } from '../../src/model/layout.js';
 import type { ProcessEntry } from '../../src/model/snapshot.js';
 import type { NativeProcessRead } from '../../src/native/addon.js';
-import type { Checkpoint, WindowTracker } from '../../src/snapshot/window.js';
+import { splitAtWindowEnd, type Checkpoint, type WindowTracker } from '../../src/snapshot/window.js';
 import { toProcessEntry } from '../../src/source/procfs.js';
 import type { Source } from '../../src/source/source.js';
 
@@ -24,6 +24,8 @@ export interface WorldTask {
   tgid: number;
   comm: string;
   startNs: bigint;
+  /** Read as a zombie (state Z). */
+  zombie?: boolean;
 }
 
 interface PendingEvent {
@@ -36,6 +38,7 @@ interface PendingEvent {
 function statOf(task: WorldTask): Buffer {
   const tail = SELF_STAT.slice(SELF_STAT.lastIndexOf(')') + 2).split(' ');
   tail[19] = String(task.startNs / TICK_NS); // field 22, starttime, in ticks
+  if (task.zombie) tail[0] = 'Z'; // field 3, state
   return Buffer.from(`${task.pid} (${task.comm}) ${tail.join(' ')}`);
 }
 
@@ -54,6 +57,8 @@ export class World {
   #checkpoints = 0;
   /** Runs inside each checkpoint, before the log is drained (the window-end seam). */
   beforeDrain?: (index: number) => void;
+  /** Runs at each source re-read, before it reads (a reap right after a checkpoint). */
+  beforeReread?: (pids: readonly number[]) => void;
   /** Source calls, for assertions: how many full walks and which pids were re-read. */
   readonly walks: number[] = [];
   readonly rereads: number[][] = [];
@@ -122,6 +127,12 @@ export class World {
     if (options.reaped) this.tasks.delete(pid);
   }
 
+  /** A zombie is reaped: its PID is free. Returns when. */
+  reap(pid: number): bigint {
+    this.tasks.delete(pid);
+    return this.advance();
+  }
+
   /** The number's holder dies and a new task takes the number. */
   handOver(pid: number, comm: string, options: { lateBy?: number } = {}): WorldTask {
     const old = this.tasks.get(pid);
@@ -149,12 +160,14 @@ export class World {
   source(): Source {
     return {
       kind: 'procfs',
+      listsThreads: true,
       walk: () => {
         this.walks.push(this.#checkpoints);
         const leaders = [...this.tasks.values()].filter((t) => t.tgid === t.pid).map((t) => t.pid);
         return this.#entries(leaders.sort((a, b) => a - b));
       },
       reread: (pids) => {
+        this.beforeReread?.(pids);
         this.rereads.push([...pids]);
         return new Map(this.#entries(pids).map((e) => [e.pid, e]));
       },
@@ -165,13 +178,17 @@ export class World {
   tracker(): WindowTracker & { lost: boolean } {
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const world = this;
+    let early: LogEvent[] = [];
     return {
       kind: 'bpf',
       attach: 'tp_btf/task_newtask',
       exact: true,
       hasLog: true,
       lost: false,
-      start: () => world.advance(),
+      start: () => {
+        early = [];
+        return world.advance();
+      },
       generation: () => 0n,
       checkpoint(): Checkpoint {
         const index = world.#checkpoints++;
@@ -185,7 +202,10 @@ export class World {
         const exits = new Map<number, ExitEvent[]>();
         const due = world.#pending.filter((p) => p.due <= index);
         world.#pending = world.#pending.filter((p) => p.due > index);
-        for (const { event } of due) {
+        // What the real tracker does with a drain: records from after endNs wait for the next checkpoint.
+        const { upToEnd, after } = splitAtWindowEnd([...early, ...due.map((p) => p.event)], endNs);
+        early = after;
+        for (const event of upToEnd) {
           if (event.kind === 'exit') exits.set(event.nr, [...(exits.get(event.nr) ?? []), event as ExitEvent]);
           else taken.set(event.nr, [...(taken.get(event.nr) ?? []), event as AllocationEvent]);
         }

@@ -5,6 +5,7 @@
 // test meets by chance, set up on purpose.
 import { describe, expect, it } from 'vitest';
 import { walkCoherently } from '../../src/snapshot/coherent.js';
+import { wrapPossible } from '../../src/snapshot/window.js';
 import { World } from '../helpers/fixture-world.js';
 
 const pids = (outcome: { processes: { pid: number }[] }) => outcome.processes.map((p) => p.pid);
@@ -194,6 +195,40 @@ describe('coherence phases', () => {
     expect(world.rereads).toEqual([[500]]);
   });
 
+  it('a zombie reaped between the last checkpoint and its re-read: the window ends again after the reap, so leaving it out is right', async () => {
+    const world = new World();
+    world.existing(1, 'init');
+    world.existing(600, 'zombie');
+    let reapedAt: bigint | undefined;
+    world.beforeReread = (rereadPids) => {
+      if (reapedAt === undefined && rereadPids.includes(600)) reapedAt = world.reap(600);
+    };
+    const outcome = await walkCoherently(world.tracker(), world.source(), { maxAttempts: 3 }, {
+      afterFirstWalk: () => world.die(600),
+    });
+    expect(outcome.coherent).toBe(true);
+    expect(pids(outcome)).toEqual([1]);
+    // It held its PID until reapedAt; a window ending before that would have to list it.
+    expect(reapedAt).toBeDefined();
+    expect(outcome.window.endNs).toBeGreaterThan(reapedAt!);
+    expect(outcome.exited.map((e) => e.tid)).toEqual([600]);
+  });
+
+  it('a zombie from before the log was armed, reaped mid-window, its PID taken by a task logged too late: never listed as the holder', async () => {
+    const world = new World();
+    world.existing(1, 'init');
+    // Exited before the window: its exit record is not in the log.
+    world.existing(600, 'old').zombie = true;
+    const outcome = await walkCoherently(world.tracker(), world.source(), { maxAttempts: 3 }, {
+      afterFirstWalk: () => {
+        world.reap(600);
+        world.spawn(600, 'new', { lateBy: 1_000 });
+      },
+    });
+    expect(outcome.coherent).toBe(true);
+    expect(commOf(outcome, 600)).not.toBe('old');
+  });
+
   it('an exit after the window end that reached the last drain changes nothing: the task was alive for the whole window', async () => {
     const world = new World();
     world.existing(1, 'init');
@@ -207,5 +242,35 @@ describe('coherence phases', () => {
     expect(pids(outcome)).toEqual([1, 600]);
     expect(outcome.exited).toEqual([]);
     expect(world.rereads).toEqual([]);
+  });
+});
+
+describe('the cursor guard: can the cursor have gone round?', () => {
+  const at = (lastPid: number, forks: number, tasks: number) => ({ lastPid, forks: BigInt(forks), tasks: BigInt(tasks) });
+  const range = (from: number, to: number) => new Set(Array.from({ length: to - from }, (_, i) => from + i));
+
+  it('a cursor that went down wrapped', () => {
+    expect(wrapPossible(at(390, 0, 100), at(305, 10, 110), 400, new Set())).toMatch(/may have wrapped/);
+  });
+
+  it('300 -> 305 in 10 forks wrapped when the 94 numbers above it are held: the allocator skips them', () => {
+    // The old rule (300 + 10 < 400: no wrap) said the cursor only swept 301-305.
+    expect(wrapPossible(at(300, 0, 100), at(305, 10, 110), 400, range(306, 400))).toMatch(/94 numbers held/);
+  });
+
+  it('tasks that died before the walk read them count too: a number may have been held when the cursor passed it', () => {
+    expect(wrapPossible(at(300, 0, 100), at(305, 10, 110), 400, range(306, 340))).toBeUndefined();
+    // 60 exits on the host: up to 60 numbers held then, not seen by the walk.
+    expect(wrapPossible(at(300, 0, 100), at(305, 10, 50), 400, range(306, 340))).toMatch(/60 exits/);
+  });
+
+  it('without thread listings the walk does not see every number held, and the host task count bounds them', () => {
+    expect(wrapPossible(at(300, 0, 95), at(305, 10, 105), 400, undefined)).toMatch(/95 tasks on the host/);
+    expect(wrapPossible(at(300, 0, 50), at(305, 10, 60), 400, undefined)).toBeUndefined();
+  });
+
+  it('on a host with a large pid_max, a few forks cannot go round', () => {
+    expect(wrapPossible(at(1200, 0, 500), at(1230, 30, 520), 4_194_304, range(1, 500))).toBeUndefined();
+    expect(wrapPossible(at(1200, 0, 500), at(1230, 30, 520), 4_194_304, undefined)).toBeUndefined();
   });
 });
