@@ -173,30 +173,27 @@ export class NoWindowTracker implements WindowTracker {
   finish(): void {}
 }
 
-/** The `processes` line of /proc/stat: forks since boot, in every namespace. */
-export function readForkCount(statPath = '/proc/stat'): bigint {
+/** The first group of `pattern` in the file at `path`, as a count. */
+function readCount(path: string, pattern: RegExp, what: string): bigint {
   let text: string;
   try {
-    text = readFileSync(statPath, 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw fsError('read', statPath, error);
+    throw fsError('read', path, error);
   }
-  const m = /^processes (\d+)$/m.exec(text);
-  if (!m?.[1]) throw fsError('parse', statPath, { code: 'EINVAL', message: 'no processes line' });
+  const m = pattern.exec(text);
+  if (!m?.[1]) throw fsError('parse', path, { code: 'EINVAL', message: `no ${what}` });
   return BigInt(m[1]);
+}
+
+/** The `processes` line of /proc/stat: forks since boot, in every namespace. */
+export function readForkCount(statPath = '/proc/stat'): bigint {
+  return readCount(statPath, /^processes (\d+)$/m, 'processes line');
 }
 
 /** The tasks of the whole host right now: the total of /proc/loadavg's "running/total". */
 export function readTaskCount(loadavgPath = '/proc/loadavg'): bigint {
-  let text: string;
-  try {
-    text = readFileSync(loadavgPath, 'utf8');
-  } catch (error) {
-    throw fsError('read', loadavgPath, error);
-  }
-  const m = /^\S+ \S+ \S+ \d+\/(\d+) /.exec(text);
-  if (!m?.[1]) throw fsError('parse', loadavgPath, { code: 'EINVAL', message: 'no running/total field' });
-  return BigInt(m[1]);
+  return readCount(loadavgPath, /^\S+ \S+ \S+ \d+\/(\d+) /, 'running/total field');
 }
 
 export interface Cursor {
