@@ -48,6 +48,15 @@ static __noinline __u64 pidgen_pid_ino(struct pid *pid)
 	return 0;
 }
 
+/* pidgen_pid_ino() for a BTF pointer (a direct load); see above for why
+ * it is not inlined. */
+static __noinline __attribute__((unused)) __u64 pidgen_pid_ino_direct(struct pid *pid)
+{
+	if (pid && bpf_core_field_exists(pid->ino))
+		return pid->ino;
+	return 0;
+}
+
 /* Before v5.14 (2f064a59a11f "sched: Change task_struct::state") the field
  * was `long state`. */
 struct task_struct___pre514 {
@@ -60,6 +69,14 @@ static __always_inline unsigned int pidgen_task_state(struct task_struct *task)
 	if (bpf_core_field_exists(task->__state))
 		return BPF_CORE_READ(task, __state);
 	return BPF_CORE_READ((struct task_struct___pre514 *)task, state);
+}
+
+/* pidgen_task_state() for a BTF pointer (a direct load). */
+static __always_inline unsigned int pidgen_task_state_direct(struct task_struct *task)
+{
+	if (bpf_core_field_exists(task->__state))
+		return task->__state;
+	return ((struct task_struct___pre514 *)task)->state;
 }
 
 #endif /* PIDGEN_CORE_FIXES_BPF_H */

@@ -507,6 +507,24 @@ Napi::Value ReadProcesses(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// listPids(procRoot): the processes procRoot lists, ascending, as an Int32Array.
+Napi::Value ListPids(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) {
+    ThrowPidgenError(env, "listPids(procRoot: string)", "EINVAL", "listPids", EINVAL, "", "");
+  }
+  std::string root = info[0].As<Napi::String>().Utf8Value();
+  int err = 0;
+  std::vector<int32_t> pids = pidgen_native::ListPids(root, &err);
+  if (err != 0) {
+    ThrowPidgenError(env, "readdir " + root + ": " + pidgen_native::ErrnoName(err) + " (" + strerror(err) + ")",
+                     pidgen_native::ErrnoName(err), "readdir", err, root, "");
+  }
+  Napi::Int32Array result = Napi::Int32Array::New(env, pids.size());
+  std::copy(pids.begin(), pids.end(), result.Data());
+  return result;
+}
+
 Napi::Value LibbpfVersion(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), pidgen_native::LibbpfVersion());
 }
@@ -526,6 +544,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unlockFile", Napi::Function::New<UnlockFile>(env, "unlockFile"));
   exports.Set("boottimeNs", Napi::Function::New<BoottimeNs>(env, "boottimeNs"));
   exports.Set("readProcesses", Napi::Function::New<ReadProcesses>(env, "readProcesses"));
+  exports.Set("listPids", Napi::Function::New<ListPids>(env, "listPids"));
   exports.Set("layoutVersion", Napi::Number::New(env, PIDGEN_LAYOUT_VERSION));
   return exports;
 }

@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <unordered_set>
@@ -133,6 +134,28 @@ void ReadThreads(int process_dirfd, ProcessRead* process) {
 }
 
 }  // namespace
+
+std::vector<int32_t> ListPids(const std::string& proc_root, int* err) {
+  std::vector<int32_t> pids;
+  *err = 0;
+  DIR* dir = opendir(proc_root.c_str());
+  if (dir == nullptr) {
+    *err = errno;
+    return pids;
+  }
+  errno = 0;
+  while (dirent* entry = readdir(dir)) {
+    // Only canonical decimal names: "0012" or "+12" are not PIDs.
+    int32_t pid;
+    if (entry->d_name[0] < '1' || entry->d_name[0] > '9' || !ParseTid(entry->d_name, &pid)) continue;
+    pids.push_back(pid);
+  }
+  *err = errno;
+  closedir(dir);
+  if (*err != 0) pids.clear();
+  std::sort(pids.begin(), pids.end());
+  return pids;
+}
 
 std::vector<ProcessRead> ReadProcesses(const std::string& proc_root, const std::vector<int32_t>& pids,
                                        const ReadOptions& options) {

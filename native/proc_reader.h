@@ -43,6 +43,12 @@ struct ReadOptions {
   bool pidfd = false;  // pidfd_open + fstat: the pidfs inode (6.9+)
 };
 
+// The numeric entries of proc_root (the processes it lists), ascending, or
+// the errno of opening or reading it in *err. Native because the bpf-iter
+// source checks /proc's list on every pass, and readdirSync() makes one JS
+// string per entry.
+std::vector<int32_t> ListPids(const std::string& proc_root, int* err);
+
 // Reads each pid's stat, status, cmdline, task/*/stat (and pidfs inode)
 // through its own directory fd under proc_root.
 std::vector<ProcessRead> ReadProcesses(const std::string& proc_root, const std::vector<int32_t>& pids,

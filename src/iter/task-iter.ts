@@ -59,48 +59,66 @@ export function stateLetter(state: number, exitState: number): string {
   return 'RSDTtXZPI'[index] ?? '?';
 }
 
+/**
+ * Walks the framing of one pass of packed records (struct
+ * pidgen_task_record, then argv bytes padded to 8 when TASK_CMDLINE is
+ * set): calls `visit` with each record's offset and, when argv follows, the
+ * offset just past it (else -1). Fields are read at fixed offsets from the
+ * record (TASK_RECORD), so a pass is parsed without an object per record.
+ */
+export function forEachTaskRecord(buffer: Uint8Array, visit: (at: number, cmdlineEnd: number) => void): void {
+  const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  let offset = 0;
+  while (offset + R.size <= buffer.byteLength) {
+    const at = offset;
+    offset += R.size;
+    if (!(view.getUint32(at + R.recordFlags, true) & TASK_CMDLINE)) {
+      visit(at, -1);
+      continue;
+    }
+    const cmdlineEnd = offset + view.getUint32(at + R.cmdlineLen, true);
+    if (cmdlineEnd > buffer.byteLength) {
+      throw new PidgenError(`parse task iterator output: record for tid ${view.getUint32(at + R.tid, true)} runs past the end`, {
+        code: 'EBADMSG',
+        op: 'parse task iterator output',
+      });
+    }
+    visit(at, cmdlineEnd);
+    offset += (cmdlineEnd - offset + 7) & ~7;
+  }
+}
+
+/** Why argv is missing from a record without argv bytes. */
+export function cmdlineMissing(recordFlags: number): 'not-copied' | 'truncated' | 'failed' {
+  if (recordFlags & TASK_CMDLINE_TRUNCATED) return 'truncated';
+  if (recordFlags & TASK_CMDLINE_FAILED) return 'failed';
+  return 'not-copied';
+}
+
 /** Parses one pass of packed records (see struct pidgen_task_record). */
 export function parseTaskRecords(buffer: Uint8Array): TaskRecord[] {
   const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   const bytes = Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   const records: TaskRecord[] = [];
-  let offset = 0;
-  while (offset + R.size <= buffer.byteLength) {
-    const cmdlineLength = view.getUint32(offset + R.cmdlineLen, true);
-    const recordFlags = view.getUint32(offset + R.recordFlags, true);
-    const comm = decodeComm(bytes.subarray(offset + R.comm, offset + R.commEnd));
+  forEachTaskRecord(buffer, (at, cmdlineEnd) => {
+    const comm = decodeComm(bytes.subarray(at + R.comm, at + R.commEnd));
     const record: TaskRecord = {
-      startNs: view.getBigUint64(offset + R.startNs, true),
-      ino: view.getBigUint64(offset + R.ino, true),
-      tgid: view.getUint32(offset + R.tgid, true),
-      tid: view.getUint32(offset + R.tid, true),
-      ppid: view.getUint32(offset + R.ppid, true),
-      uid: view.getUint32(offset + R.uid, true),
-      flags: view.getUint32(offset + R.flags, true),
-      state: view.getUint32(offset + R.state, true),
-      exitState: view.getUint32(offset + R.exitState, true),
+      startNs: view.getBigUint64(at + R.startNs, true),
+      ino: view.getBigUint64(at + R.ino, true),
+      tgid: view.getUint32(at + R.tgid, true),
+      tid: view.getUint32(at + R.tid, true),
+      ppid: view.getUint32(at + R.ppid, true),
+      uid: view.getUint32(at + R.uid, true),
+      flags: view.getUint32(at + R.flags, true),
+      state: view.getUint32(at + R.state, true),
+      exitState: view.getUint32(at + R.exitState, true),
       comm: comm.text,
       commLossy: comm.lossy,
     };
-    offset += R.size;
-    if (recordFlags & TASK_CMDLINE) {
-      if (offset + cmdlineLength > buffer.byteLength) {
-        throw new PidgenError(`parse task iterator output: record for tid ${record.tid} runs past the end`, {
-          code: 'EBADMSG',
-          op: 'parse task iterator output',
-        });
-      }
-      record.cmdline = bytes.subarray(offset, offset + cmdlineLength);
-      offset += (cmdlineLength + 7) & ~7;
-    } else if (recordFlags & TASK_CMDLINE_TRUNCATED) {
-      record.cmdlineMissing = 'truncated';
-    } else if (recordFlags & TASK_CMDLINE_FAILED) {
-      record.cmdlineMissing = 'failed';
-    } else {
-      record.cmdlineMissing = 'not-copied';
-    }
+    if (cmdlineEnd >= 0) record.cmdline = bytes.subarray(at + R.size, cmdlineEnd);
+    else record.cmdlineMissing = cmdlineMissing(view.getUint32(at + R.recordFlags, true));
     records.push(record);
-  }
+  });
   return records;
 }
 
@@ -167,8 +185,12 @@ export class TaskIterator implements Disposable {
 
   /** Every record of one pass. */
   read(options: { threads: boolean; cmdline: boolean }): TaskRecord[] {
-    const flags = (options.threads ? ITER_THREADS : 0) | (options.cmdline ? ITER_CMDLINE : 0);
-    return parseTaskRecords(this.#native.read(flags));
+    return parseTaskRecords(this.readBytes(options));
+  }
+
+  /** One pass as the packed bytes the iterator wrote ({@link forEachTaskRecord} walks them). */
+  readBytes(options: { threads: boolean; cmdline: boolean }): Buffer {
+    return this.#native.read((options.threads ? ITER_THREADS : 0) | (options.cmdline ? ITER_CMDLINE : 0));
   }
 
   close(): void {

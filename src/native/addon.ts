@@ -105,6 +105,8 @@ export interface NativeAddon {
   /** CLOCK_BOOTTIME now, in nanoseconds. */
   boottimeNs(): bigint;
   readProcesses(procRoot: string, pids: Int32Array, options: NativeReadOptions): NativeProcessRead[];
+  /** The numeric entries of procRoot, ascending; throws PidgenError (op readdir) naming the path and errno. */
+  listPids(procRoot: string): Int32Array;
   /** Loads bpf/task_iter.bpf.c: the sleepable program (argv too) or the plain one. */
   openTaskIterator(options: { sleepable: boolean; verbose?: boolean; pinnedDir?: string }): NativeTaskIterator;
   readonly layoutVersion: number;

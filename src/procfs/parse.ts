@@ -3,7 +3,8 @@
 // tested from a captured file (test/fixtures/proc/).
 
 import { PF_KTHREAD, USER_HZ } from '../model/layout.js';
-import { decodeComm, decodeUtf8 } from './decode.js';
+import { isAscii } from 'node:buffer';
+import { decodeComm, decodeUtf8At } from './decode.js';
 
 /** Facts from `/proc/<pid>/stat` or `/proc/<pid>/task/<tid>/stat`. */
 export interface ProcStat {
@@ -272,12 +273,13 @@ export function parseCmdline(bytes: Uint8Array): ProcCmdline {
   if (bytes.length === 0) return { argv: [], lossy: false };
   const body = bytes[bytes.length - 1] === 0 ? bytes.subarray(0, bytes.length - 1) : bytes;
   const argv: string[] = [];
+  const ascii = isAscii(body);
   let lossy = false;
   let argStart = 0;
   for (;;) {
     const nul = body.indexOf(0, argStart);
     const end = nul === -1 ? body.length : nul;
-    const decoded = decodeUtf8(body.subarray(argStart, end));
+    const decoded = decodeUtf8At(body, argStart, end, ascii);
     argv.push(decoded.text);
     lossy ||= decoded.lossy;
     if (nul === -1) break;

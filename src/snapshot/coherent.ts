@@ -84,9 +84,10 @@ interface Run {
   waitingSince: number | undefined;
   /**
    * Every number the window's reads saw held, entries dropped since
-   * included: a tracker without a log bounds its cursor with them.
+   * included: a tracker without a log bounds its cursor with them (kept
+   * only for such a tracker).
    */
-  observed: Set<number>;
+  observed: Set<number> | undefined;
   /** Window ends taken again because a re-read at the end dropped a task. */
   windowEndRounds: number;
 }
@@ -128,7 +129,7 @@ function openWindow(tracker: WindowTracker, source: Source, previous?: Run): Run
     fullScans: previous ? previous.fullScans + 1 : 1,
     repaired: previous?.repaired ?? 0,
     entries,
-    observed: new Set(entries.numbers()),
+    observed: tracker.hasLog ? undefined : new Set(entries.numbers()),
     taken: new Map(),
     exits: new Map(),
     waitingSince: undefined,
@@ -266,8 +267,8 @@ function verifyByRereading(run: Run, unverified: Set<number>, source: Source): n
 function reread(run: Run, source: Source, pids: readonly number[]): Map<number, ProcessEntry> {
   const fresh = source.reread(pids);
   for (const entry of fresh.values()) {
-    run.observed.add(entry.pid);
-    for (const thread of entry.threads) run.observed.add(thread.tid);
+    run.observed?.add(entry.pid);
+    for (const thread of entry.threads) run.observed?.add(thread.tid);
   }
   return fresh;
 }
@@ -277,12 +278,7 @@ function reread(run: Run, source: Source, pids: readonly number[]): Map<number, 
  * but have no record yet.
  */
 export function unloggedClaims(run: Pick<Run, 'entries' | 'startNs' | 'loggedSinceTick' | 'taken'>): Claim[] {
-  const unlogged: Claim[] = [];
-  for (const claim of run.entries.claimsWithStart()) {
-    const since = claim.exact ? run.startNs : run.loggedSinceTick;
-    if (claim.startNs >= since && !run.taken.has(claim.nr)) unlogged.push({ nr: claim.nr, pid: claim.pid });
-  }
-  return unlogged;
+  return run.entries.claimsStartedSince(run.startNs, run.loggedSinceTick, (nr) => run.taken.has(nr));
 }
 
 /**
@@ -491,12 +487,12 @@ function applyExactStart(process: ProcessEntry, events: readonly AllocationEvent
  */
 function handOvers(run: Run): ReusedPid[] {
   const reused: ReusedPid[] = [];
-  for (const nr of run.entries.numbers()) {
-    const events = run.taken.get(nr);
-    if (!events) continue;
+  for (const [nr, events] of run.taken) {
+    const claims = run.entries.claimsOf(nr);
+    if (claims.length === 0) continue;
     // After a coherent verdict every claim on a taken number is the new
     // task (the others were repaired or dropped), so it is the holder.
-    const holder = run.entries.claimsOf(nr)[0]?.pid;
+    const holder = claims[0]?.pid;
     events.forEach((event, i) => {
       const latest = i === events.length - 1;
       reused.push({ pid: nr, atNs: event.startNs, ...(latest && holder !== undefined ? { holder } : {}) });

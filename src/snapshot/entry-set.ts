@@ -18,38 +18,42 @@ export interface Claim {
  * not atomic, so two entries can claim one number (a stale process, and a
  * thread of another process that took the number later). Every claim is
  * kept, so every one of them is checked.
+ *
+ * The index is built on every snapshot for every task, so it is lean: a
+ * number claimed once (nearly all of them) maps straight to its process's
+ * pid, and only a number claimed twice gets a list.
  */
 export class EntrySet {
   readonly processes = new Map<number, ProcessEntry>();
-  /**
-   * nr → (pid of the claiming process → start of the task the claim
-   * describes; exact from the task iterator, else a tick from /proc).
-   */
-  #claims = new Map<number, Map<number, { startNs: bigint; exact: boolean }>>();
+  /** nr → the pid of the process claiming it, or the pids of several. */
+  #claims = new Map<number, number | number[]>();
 
   constructor(entries: Iterable<ProcessEntry>) {
     for (const entry of entries) this.put(entry);
   }
 
-  #claim(nr: number, pid: number, startNs: bigint, exact: boolean): void {
-    let owners = this.#claims.get(nr);
-    if (!owners) this.#claims.set(nr, (owners = new Map()));
-    owners.set(pid, { startNs, exact });
+  #claim(nr: number, pid: number): void {
+    const owners = this.#claims.get(nr);
+    if (owners === undefined) this.#claims.set(nr, pid);
+    else if (typeof owners === 'number') {
+      if (owners !== pid) this.#claims.set(nr, [owners, pid]);
+    } else if (!owners.includes(pid)) owners.push(pid);
   }
 
   #release(nr: number, pid: number): void {
     const owners = this.#claims.get(nr);
-    owners?.delete(pid);
-    if (owners?.size === 0) this.#claims.delete(nr);
+    if (owners === pid) this.#claims.delete(nr);
+    else if (Array.isArray(owners)) {
+      const rest = owners.filter((p) => p !== pid);
+      this.#claims.set(nr, rest.length === 1 ? rest[0]! : rest);
+    }
   }
 
   put(entry: ProcessEntry): void {
     this.remove(entry.pid);
     this.processes.set(entry.pid, entry);
-    for (const thread of entry.threads) this.#claim(thread.tid, entry.pid, thread.startNs, entry.startExact);
-    // The process's own claim last: its leader thread (tid == pid) has the
-    // same start, and the process entry is what the number names.
-    this.#claim(entry.pid, entry.pid, entry.startNs, entry.startExact);
+    this.#claim(entry.pid, entry.pid);
+    for (const thread of entry.threads) this.#claim(thread.tid, entry.pid);
   }
 
   remove(pid: number): void {
@@ -57,7 +61,7 @@ export class EntrySet {
     if (!old) return;
     this.processes.delete(pid);
     this.#release(pid, pid);
-    for (const thread of old.threads) this.#release(thread.tid, pid);
+    for (const thread of old.threads) if (thread.tid !== pid) this.#release(thread.tid, pid);
   }
 
   /** Drops one claim: the whole process for its own pid, else one thread. */
@@ -73,12 +77,28 @@ export class EntrySet {
   }
 
   claimsOf(nr: number): Claim[] {
-    return [...(this.#claims.get(nr)?.keys() ?? [])].map((pid) => ({ nr, pid }));
+    const owners = this.#claims.get(nr);
+    if (owners === undefined) return [];
+    if (typeof owners === 'number') return [{ nr, pid: owners }];
+    return owners.map((pid) => ({ nr, pid }));
   }
 
-  /** Every claim with the start of the task it describes. */
-  *claimsWithStart(): Iterable<Claim & { startNs: bigint; exact: boolean }> {
-    for (const [nr, owners] of this.#claims) for (const [pid, start] of owners) yield { nr, pid, ...start };
+  /**
+   * The claims on tasks that started at or after a time, skipping numbers
+   * `skip` names: `exactSince` for entries with exact starts (the task
+   * iterator), `tickSince` for /proc's tick-precision ones. A process's
+   * own claim is its entry's start; a thread's is the thread's.
+   */
+  claimsStartedSince(exactSince: bigint, tickSince: bigint, skip: (nr: number) => boolean): Claim[] {
+    const found: Claim[] = [];
+    for (const entry of this.processes.values()) {
+      const since = entry.startExact ? exactSince : tickSince;
+      if (entry.startNs >= since && !skip(entry.pid)) found.push({ nr: entry.pid, pid: entry.pid });
+      for (const thread of entry.threads) {
+        if (thread.tid !== entry.pid && thread.startNs >= since && !skip(thread.tid)) found.push({ nr: thread.tid, pid: entry.pid });
+      }
+    }
+    return found;
   }
 
   numbers(): Iterable<number> {

@@ -19,76 +19,93 @@
  * PIDs cheaply, and a repair reads only a few.
  */
 import { decidedByInode, sameTask } from '../model/identity.js';
-import { PF_KTHREAD } from '../model/layout.js';
+import { PF_KTHREAD, TASK_RECORD as R } from '../model/layout.js';
 import type { ProcessEntry, ThreadEntry } from '../model/snapshot.js';
 import { nativeAddon, type NativeProcessRead } from '../native/addon.js';
-import { stateLetter, type TaskIterator, type TaskRecord } from '../iter/task-iter.js';
+import { forEachTaskRecord, stateLetter, type TaskIterator } from '../iter/task-iter.js';
+import { decodeCommAt } from '../procfs/decode.js';
 import { parseCmdline, parseStat, ticksToNs } from '../procfs/parse.js';
 import { readOutcome } from './outcome.js';
 import { listPids, ProcfsSource } from './procfs.js';
 import type { ReadSettings, Source } from './source.js';
 
-/** argv as /proc would show it, or undefined when /proc must be asked. */
-function cmdlineOf(record: TaskRecord): { argv: string[]; lossy: boolean } | undefined {
-  // Kernel threads and zombies have no mm: an empty cmdline, as in /proc.
-  if (record.flags & PF_KTHREAD || record.exitState !== 0) return { argv: [], lossy: false };
-  if (!record.cmdline) return undefined;
-  if (record.cmdline.length === 0) return { argv: [], lossy: false };
-  // No trailing NUL: the process rewrote its argv area, and /proc then
-  // applies its own rules (get_mm_cmdline may read on into the env area).
-  if (record.cmdline[record.cmdline.length - 1] !== 0) return undefined;
-  return parseCmdline(record.cmdline);
-}
-
-function toThread(record: TaskRecord): ThreadEntry {
-  return {
-    tid: record.tid,
-    comm: record.comm,
-    state: stateLetter(record.state, record.exitState),
-    startNs: record.startNs,
-  };
+/**
+ * Groups one pass's packed records into process entries in a single walk,
+ * with no object per record in between (the pass is the snapshot's hot
+ * path: thousands of tasks). Returns the entries and the pids whose argv
+ * must come from /proc.
+ */
+export function entriesFromPass(pass: Buffer, threads: boolean): { entries: Map<number, ProcessEntry>; needArgv: number[] } {
+  const view = new DataView(pass.buffer, pass.byteOffset, pass.byteLength);
+  const entries = new Map<number, ProcessEntry>();
+  const needArgv: number[] = [];
+  // Threads whose leader comes later in the pass (a thread can hold a lower
+  // number than its leader after the numbers wrapped), and the entries whose
+  // thread lists must be sorted because of them.
+  let early: { tgid: number; thread: ThreadEntry }[] | undefined;
+  forEachTaskRecord(pass, (at, cmdlineEnd) => {
+    const tid = view.getUint32(at + R.tid, true);
+    const tgid = view.getUint32(at + R.tgid, true);
+    if (tid !== tgid && !threads) return;
+    const comm = decodeCommAt(pass, at + R.comm, at + R.commEnd);
+    const exitState = view.getUint32(at + R.exitState, true);
+    const state = stateLetter(view.getUint32(at + R.state, true), exitState);
+    const startNs = view.getBigUint64(at + R.startNs, true);
+    if (tid !== tgid) {
+      const thread: ThreadEntry = { tid, comm: comm.text, state, startNs };
+      const entry = entries.get(tgid);
+      if (entry) entry.threads.push(thread);
+      else (early ??= []).push({ tgid, thread });
+      return;
+    }
+    const flags = view.getUint32(at + R.flags, true);
+    const kernelThread = (flags & PF_KTHREAD) !== 0;
+    const argv = cmdlineOf(pass, at + R.size, cmdlineEnd, kernelThread || exitState !== 0);
+    if (!argv) needArgv.push(tgid);
+    const entry: ProcessEntry = {
+      pid: tgid,
+      ppid: view.getUint32(at + R.ppid, true),
+      uid: view.getUint32(at + R.uid, true),
+      comm: comm.text,
+      cmdline: argv?.argv ?? [],
+      state,
+      startNs,
+      startExact: true,
+      kernelThread,
+      threads: threads ? [{ tid, comm: comm.text, state, startNs }] : [],
+    };
+    const ino = view.getBigUint64(at + R.ino, true);
+    if (ino !== 0n) entry.pidfdIno = ino;
+    if (comm.lossy || argv?.lossy) entry.lossy = comm.lossy && argv?.lossy ? ['comm', 'cmdline'] : comm.lossy ? ['comm'] : ['cmdline'];
+    entries.set(tgid, entry);
+  });
+  // A thread whose leader the iterator did not list (it exited between the
+  // two) has no process entry to go in: it is left out, as /proc would not
+  // list it either once the leader is gone.
+  const unsorted = new Set<ProcessEntry>();
+  for (const { tgid, thread } of early ?? []) {
+    const entry = entries.get(tgid);
+    if (!entry) continue;
+    entry.threads.push(thread);
+    unsorted.add(entry);
+  }
+  for (const entry of unsorted) entry.threads.sort((x, y) => x.tid - y.tid);
+  return { entries, needArgv };
 }
 
 /**
- * Groups records into process entries. Returns the entries and the pids
- * whose argv must come from /proc.
+ * argv as /proc would show it, from the bytes at pass[start, end) (end -1:
+ * none were copied), or undefined when /proc must be asked.
  */
-export function recordsToEntries(records: readonly TaskRecord[], threads: boolean): { entries: Map<number, ProcessEntry>; needArgv: number[] } {
-  const entries = new Map<number, ProcessEntry>();
-  const needArgv: number[] = [];
-  for (const record of records) {
-    if (record.tid !== record.tgid) continue;
-    const argv = cmdlineOf(record);
-    if (!argv) needArgv.push(record.tgid);
-    const lossy: ('comm' | 'cmdline')[] = [];
-    if (record.commLossy) lossy.push('comm');
-    if (argv?.lossy) lossy.push('cmdline');
-    const entry: ProcessEntry = {
-      pid: record.tgid,
-      ppid: record.ppid,
-      uid: record.uid,
-      comm: record.comm,
-      cmdline: argv?.argv ?? [],
-      state: stateLetter(record.state, record.exitState),
-      startNs: record.startNs,
-      startExact: true,
-      kernelThread: (record.flags & PF_KTHREAD) !== 0,
-      threads: [],
-    };
-    if (record.ino !== 0n) entry.pidfdIno = record.ino;
-    if (lossy.length) entry.lossy = lossy;
-    entries.set(entry.pid, entry);
-  }
-  if (threads) {
-    for (const record of records) {
-      // A thread whose leader the iterator did not list (it exited between
-      // the two) has no process entry to go in: it is left out, as /proc
-      // would not list it either once the leader is gone.
-      entries.get(record.tgid)?.threads.push(toThread(record));
-    }
-    for (const entry of entries.values()) entry.threads.sort((a, b) => a.tid - b.tid);
-  }
-  return { entries, needArgv };
+function cmdlineOf(pass: Buffer, start: number, end: number, noMm: boolean): { argv: string[]; lossy: boolean } | undefined {
+  // Kernel threads and zombies have no mm: an empty cmdline, as in /proc.
+  if (noMm) return { argv: [], lossy: false };
+  if (end < 0) return undefined;
+  if (end === start) return { argv: [], lossy: false };
+  // No trailing NUL: the process rewrote its argv area, and /proc then
+  // applies its own rules (get_mm_cmdline may read on into the env area).
+  if (pass[end - 1] !== 0) return undefined;
+  return parseCmdline(pass.subarray(start, end));
 }
 
 /** The /proc reads that top up what a pass could not give: stat (to check
@@ -135,11 +152,12 @@ export class BpfIterSource implements Source {
   /** One iterator pass, then /proc for what the pass could not give. */
   walk(): ProcessEntry[] {
     const { procRoot, threads, pidfd } = this.settings;
-    const { entries, needArgv } = recordsToEntries(this.iterator.read({ threads, cmdline: true }), threads);
+    const { entries, needArgv } = entriesFromPass(this.iterator.readBytes({ threads, cmdline: true }), threads);
     if (needArgv.length > 0) topUpArgv(entries, readTopUp(procRoot, needArgv, { cmdline: true, pidfd }));
     const kthreads = [...entries.values()].filter((e) => e.kernelThread).map((e) => e.pid);
     if (kthreads.length > 0) topUpKthreadNames(entries, readTopUp(procRoot, kthreads, { cmdline: false, pidfd: false }));
-    const missed = listPids(procRoot).filter((pid) => !entries.has(pid));
+    const missed: number[] = [];
+    for (const pid of listPids(procRoot)) if (!entries.has(pid)) missed.push(pid);
     for (const [pid, entry] of this.#procfs.reread(missed)) entries.set(pid, entry);
     return [...entries.values()].sort((a, b) => a.pid - b.pid);
   }

@@ -4,8 +4,6 @@
  * see native/proc_reader.h); parsing is procfs/parse.ts, and what a failed
  * read means is outcome.ts.
  */
-import { readdirSync } from 'node:fs';
-import { fsError } from '../errors.js';
 import type { ProcessEntry, ThreadEntry, UnreadableField } from '../model/snapshot.js';
 import { nativeAddon, type NativeProcessRead } from '../native/addon.js';
 import { parseCmdline, parseStat, parseStatus, ticksToNs, type ProcStat } from '../procfs/parse.js';
@@ -17,19 +15,8 @@ const EINVAL = 22;
 export type ReadOptions = Pick<ReadSettings, 'threads' | 'pidfd'>;
 
 /** The PIDs a /proc lists right now (its numeric entries), ascending. */
-export function listPids(procRoot: string): number[] {
-  let names: string[];
-  try {
-    names = readdirSync(procRoot);
-  } catch (error) {
-    throw fsError('readdir', procRoot, error);
-  }
-  const pids: number[] = [];
-  for (const name of names) {
-    // Only canonical decimal names: "0012" or "1e3" are not PIDs.
-    if (/^[1-9][0-9]*$/.test(name)) pids.push(Number(name));
-  }
-  return pids.sort((a, b) => a - b);
+export function listPids(procRoot: string): Int32Array {
+  return nativeAddon().listPids(procRoot);
 }
 
 function safeParseStat(bytes: Buffer): ProcStat | undefined {
@@ -139,7 +126,7 @@ function partialEntry(pid: number, unreadable: UnreadableField[]): ProcessEntry 
  * Reads these PIDs, each through its own directory fd, in one native call.
  * Returns the entries of processes still there; vanished ones are left out.
  */
-export function readProcessEntries(procRoot: string, pids: readonly number[], options: ReadOptions): ProcessEntry[] {
+export function readProcessEntries(procRoot: string, pids: readonly number[] | Int32Array, options: ReadOptions): ProcessEntry[] {
   const addon = nativeAddon();
   const entries: ProcessEntry[] = [];
   // In batches: one native call per few hundred processes keeps the call

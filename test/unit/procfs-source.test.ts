@@ -1,10 +1,10 @@
 // The procfs source's decisions on canned raw reads: what a vanished
 // process, an unreadable file, a zombie or a kernel thread turns into.
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { toProcessEntry } from '../../src/source/procfs.js';
-import { listPids } from '../../src/source/procfs.js';
+import { listPids, toProcessEntry } from '../../src/source/procfs.js';
 
 const fixture = (name: string) => readFileSync(join(import.meta.dirname, '..', 'fixtures', 'proc', name));
 const EACCES = 13;
@@ -94,10 +94,20 @@ describe('procfs entries from raw reads', () => {
 
 describe('listing /proc', () => {
   it('lists only canonical numeric entries, ascending', () => {
-    const pids = listPids('/proc');
+    const pids = [...listPids('/proc')];
     expect(pids).toContain(process.pid);
     expect([...pids].sort((a, b) => a - b)).toEqual(pids);
     expect(pids.every((p) => Number.isInteger(p) && p > 0)).toBe(true);
+  });
+
+  it('names that only look numeric are not PIDs', () => {
+    const root = mkdtempSync(join(tmpdir(), 'pidgen-listpids-'));
+    try {
+      for (const name of ['12', '0012', '+3', ' 4', '1e3', '5x', 'self', '7', '0', '99999999999']) mkdirSync(join(root, name));
+      expect([...listPids(root)]).toEqual([7, 12]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it('a /proc that does not exist is an error that names the path', () => {
