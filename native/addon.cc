@@ -9,7 +9,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <condition_variable>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "loader.h"
@@ -33,6 +37,77 @@ struct IteratorSlot {
   std::unique_ptr<pidgen_native::TaskIterator> iterator;
 };
 
+// A helper thread that lists /proc while the caller's thread reads the task
+// iterator. It lives as long as the environment and is started with the
+// first iterator, outside any snapshot: a thread started per pass would be a
+// new task (a PID taken, an exit logged) inside every snapshot's window.
+class ProcLister {
+ public:
+  ProcLister() = default;
+  ProcLister(const ProcLister&) = delete;
+  ProcLister& operator=(const ProcLister&) = delete;
+
+  ~ProcLister() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void Start() {
+    if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+  }
+
+  // Lists `root` on the helper while `work` runs here; returns the pids, or
+  // sets *err.
+  std::vector<int32_t> ListDuring(const std::string& root, int* err, const std::function<void()>& work) {
+    Start();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      root_ = root;
+      pending_ = true;
+      done_ = false;
+    }
+    wake_.notify_all();
+    work();
+    std::unique_lock<std::mutex> lock(mutex_);
+    wake_.wait(lock, [this] { return done_; });
+    *err = err_;
+    return std::move(pids_);
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [this] { return stop_ || pending_; });
+      if (stop_) return;
+      pending_ = false;
+      std::string root = root_;
+      lock.unlock();
+      int err = 0;
+      std::vector<int32_t> pids = pidgen_native::ListPids(root, &err);
+      lock.lock();
+      pids_ = std::move(pids);
+      err_ = err;
+      done_ = true;
+      wake_.notify_all();
+    }
+  }
+
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  bool pending_ = false;
+  bool done_ = false;
+  std::string root_;
+  std::vector<int32_t> pids_;
+  int err_ = 0;
+};
+
 // Per-environment state. Its destructor runs at environment teardown (the
 // main thread exiting, or a worker ending) and closes every guard and
 // iterator still open, so no program outlives the environment that loaded it.
@@ -42,6 +117,7 @@ struct AddonData {
   Napi::FunctionReference iterator_ctor;
   std::vector<std::shared_ptr<GuardSlot>> slots;
   std::vector<std::shared_ptr<IteratorSlot>> iterator_slots;
+  ProcLister lister;
   ~AddonData() {
     for (auto& slot : slots) slot->guard.reset();
     for (auto& slot : iterator_slots) slot->iterator.reset();
@@ -50,9 +126,9 @@ struct AddonData {
 
 // Throws the TS-defined PidgenError (set by setErrorClass) carrying code, op,
 // errno and the attach point or map; falls back to a plain Error before then.
-[[noreturn]] void ThrowPidgenError(Napi::Env env, const std::string& message, const std::string& code,
-                                   const std::string& op, int err, const std::string& target,
-                                   const std::string& log) {
+// A PidgenError (the class TS registered), or a plain Error before that.
+Napi::Error MakePidgenError(Napi::Env env, const std::string& message, const std::string& code, const std::string& op,
+                            int err, const std::string& target, const std::string& log) {
   AddonData* data = env.GetInstanceData<AddonData>();
   Napi::Object details = Napi::Object::New(env);
   details.Set("code", code);
@@ -64,16 +140,34 @@ struct AddonData {
   if (!target.empty()) details.Set("target", target);
   if (!log.empty()) details.Set("log", log);
   if (data != nullptr && !data->error_class.IsEmpty()) {
-    Napi::Object error = data->error_class.New({Napi::String::New(env, message), details});
-    throw Napi::Error(env, error);
+    return Napi::Error(env, data->error_class.New({Napi::String::New(env, message), details}));
   }
-  throw Napi::Error::New(env, message);
+  return Napi::Error::New(env, message);
 }
 
-[[noreturn]] void ThrowLoaderError(Napi::Env env, const LoaderError& e) {
+[[noreturn]] void ThrowPidgenError(Napi::Env env, const std::string& message, const std::string& code,
+                                   const std::string& op, int err, const std::string& target,
+                                   const std::string& log) {
+  throw MakePidgenError(env, message, code, op, err, target, log);
+}
+
+Napi::Error MakeLoaderError(Napi::Env env, const LoaderError& e) {
   std::string message = e.op + " " + e.target + ": " + pidgen_native::ErrnoName(e.err) + " (" +
                         std::string(strerror(e.err)) + ")";
-  ThrowPidgenError(env, message, pidgen_native::ErrnoName(e.err), e.op, e.err, e.target, e.log);
+  return MakePidgenError(env, message, pidgen_native::ErrnoName(e.err), e.op, e.err, e.target, e.log);
+}
+
+[[noreturn]] void ThrowLoaderError(Napi::Env env, const LoaderError& e) { throw MakeLoaderError(env, e); }
+
+[[noreturn]] void ThrowReaddirError(Napi::Env env, const std::string& path, int err) {
+  ThrowPidgenError(env, "readdir " + path + ": " + pidgen_native::ErrnoName(err) + " (" + strerror(err) + ")",
+                   pidgen_native::ErrnoName(err), "readdir", err, path, "");
+}
+
+Napi::Int32Array ToInt32Array(Napi::Env env, const std::vector<int32_t>& values) {
+  Napi::Int32Array array = Napi::Int32Array::New(env, values.size());
+  std::copy(values.begin(), values.end(), array.Data());
+  return array;
 }
 
 Napi::Object CounterToObject(Napi::Env env, uint32_t inum, const pidgen_ns_counter& c) {
@@ -279,6 +373,7 @@ class TaskIteratorHandle : public Napi::ObjectWrap<TaskIteratorHandle> {
                        {
                            InstanceAccessor<&TaskIteratorHandle::Sleepable>("sleepable"),
                            InstanceMethod<&TaskIteratorHandle::Read>("read"),
+                           InstanceMethod<&TaskIteratorHandle::ReadListing>("readListing"),
                            InstanceMethod<&TaskIteratorHandle::Pin>("pin"),
                            InstanceMethod<&TaskIteratorHandle::Close>("close"),
                        });
@@ -316,6 +411,33 @@ class TaskIteratorHandle : public Napi::ObjectWrap<TaskIteratorHandle> {
     return Napi::Buffer<char>::Copy(env, records.data(), records.size());
   }
 
+  // readListing(options, procRoot): read()'s Buffer, and procRoot's
+  // numeric entries (listPids) as an Int32Array, as [records, pids]. The
+  // listing runs on the environment's helper thread (ProcLister) during the
+  // pass: both are kernel work on different objects, and listing /proc
+  // costs about a third of a pass.
+  Napi::Value ReadListing(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t options = Uint32Arg(info, 0, "options");
+    if (info.Length() < 2 || !info[1].IsString()) {
+      ThrowPidgenError(env, "readListing(options: number, procRoot: string)", "EINVAL", "readListing", EINVAL, "", "");
+    }
+    std::string root = info[1].As<Napi::String>().Utf8Value();
+    pidgen_native::TaskIterator* iterator = Live(env);
+    int list_err = 0;
+    std::string records;
+    LoaderError error;
+    bool read = false;
+    std::vector<int32_t> pids = env.GetInstanceData<AddonData>()->lister.ListDuring(
+        root, &list_err, [&] { read = iterator->Read(options, &records, &error); });
+    if (!read) ThrowLoaderError(env, error);
+    if (list_err != 0) ThrowReaddirError(env, root, list_err);
+    Napi::Array result = Napi::Array::New(env, 2);
+    result.Set(0u, Napi::Buffer<char>::Copy(env, records.data(), records.size()));
+    result.Set(1u, ToInt32Array(env, pids));
+    return result;
+  }
+
   Napi::Value Pin(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsString()) {
@@ -350,7 +472,59 @@ Napi::Value OpenTaskIterator(const Napi::CallbackInfo& info) {
           : pidgen_native::TaskIterator::Open(sleepable, options.Get("verbose").ToBoolean().Value(), &error);
   if (iterator == nullptr) ThrowLoaderError(env, error);
   AddonData* data = env.GetInstanceData<AddonData>();
+  data->lister.Start();  // now, not inside a snapshot's window (ProcLister)
   return Adopt(env, data->iterator_slots, &IteratorSlot::iterator, iterator, data->iterator_ctor);
+}
+
+// openTaskIteratorAsync({ sleepable, verbose }): openTaskIterator's load on
+// a worker thread, as a Promise, so the caller can load the guard on the
+// main thread meanwhile (each load is mostly libbpf parsing the kernel's
+// BTF and the verifier, tens of milliseconds).
+class OpenIteratorWorker : public Napi::AsyncWorker {
+ public:
+  OpenIteratorWorker(Napi::Env env, bool sleepable, bool verbose)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), sleepable_(sleepable), verbose_(verbose) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override { iterator_ = pidgen_native::TaskIterator::Open(sleepable_, verbose_, &error_); }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    if (iterator_ == nullptr) {
+      deferred_.Reject(MakeLoaderError(env, error_).Value());
+      return;
+    }
+    AddonData* data = env.GetInstanceData<AddonData>();
+    data->lister.Start();  // now, not inside a snapshot's window (ProcLister)
+    try {
+      deferred_.Resolve(Adopt(env, data->iterator_slots, &IteratorSlot::iterator, iterator_, data->iterator_ctor));
+    } catch (const Napi::Error& error) {
+      deferred_.Reject(error.Value());
+    }
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  bool sleepable_;
+  bool verbose_;
+  pidgen_native::TaskIterator* iterator_ = nullptr;
+  LoaderError error_;
+};
+
+Napi::Value OpenTaskIteratorAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) {
+    ThrowPidgenError(env, "openTaskIteratorAsync: options object required", "EINVAL", "openTaskIteratorAsync", EINVAL,
+                     "", "");
+  }
+  Napi::Object options = info[0].As<Napi::Object>();
+  auto* worker = new OpenIteratorWorker(env, options.Get("sleepable").ToBoolean().Value(),
+                                        options.Get("verbose").ToBoolean().Value());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();  // deletes itself after OnOK
+  return promise;
 }
 
 // Hands a loaded or pinned guard to JS; the environment's list keeps it
@@ -516,13 +690,8 @@ Napi::Value ListPids(const Napi::CallbackInfo& info) {
   std::string root = info[0].As<Napi::String>().Utf8Value();
   int err = 0;
   std::vector<int32_t> pids = pidgen_native::ListPids(root, &err);
-  if (err != 0) {
-    ThrowPidgenError(env, "readdir " + root + ": " + pidgen_native::ErrnoName(err) + " (" + strerror(err) + ")",
-                     pidgen_native::ErrnoName(err), "readdir", err, root, "");
-  }
-  Napi::Int32Array result = Napi::Int32Array::New(env, pids.size());
-  std::copy(pids.begin(), pids.end(), result.Data());
-  return result;
+  if (err != 0) ThrowReaddirError(env, root, err);
+  return ToInt32Array(env, pids);
 }
 
 Napi::Value LibbpfVersion(const Napi::CallbackInfo& info) {
@@ -538,6 +707,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClass", Napi::Function::New<SetErrorClass>(env, "setErrorClass"));
   exports.Set("libbpfVersion", Napi::Function::New<LibbpfVersion>(env, "libbpfVersion"));
   exports.Set("openTaskIterator", Napi::Function::New<OpenTaskIterator>(env, "openTaskIterator"));
+  exports.Set("openTaskIteratorAsync", Napi::Function::New<OpenTaskIteratorAsync>(env, "openTaskIteratorAsync"));
   exports.Set("openPinned", Napi::Function::New<OpenPinned>(env, "openPinned"));
   exports.Set("readPinnedMeta", Napi::Function::New<ReadPinnedMeta>(env, "readPinnedMeta"));
   exports.Set("lockFile", Napi::Function::New<LockFile>(env, "lockFile"));

@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <mutex>
 
 #include "pidgen.skel.h"
 
@@ -30,9 +29,11 @@ namespace {
 // during a step so a refused attach point falls through silently (fexit is
 // refused with EPERM on many hosts, and that is not worth a warning), yet the
 // verifier's words are still there for the error when every point fails.
-std::mutex log_mutex;
-std::string* log_sink = nullptr;
-bool log_verbose = false;
+// libbpf calls it on the thread doing the load, so the sink is per thread:
+// the task iterator can load on a worker thread while the guard loads on
+// the main one.
+thread_local std::string* log_sink = nullptr;
+thread_local bool log_verbose = false;
 
 int CaptureLibbpfPrint(enum libbpf_print_level level, const char* format, va_list args) {
   // One call can carry a whole verifier log (libbpf prints it with a single
@@ -69,7 +70,7 @@ SignalBlock::SignalBlock() {
 
 SignalBlock::~SignalBlock() { pthread_sigmask(SIG_SETMASK, reinterpret_cast<sigset_t*>(saved_), nullptr); }
 
-LogCapture::LogCapture(std::string* sink, bool verbose) : lock_(log_mutex) {
+LogCapture::LogCapture(std::string* sink, bool verbose) {
   log_sink = sink;
   log_verbose = verbose;
   libbpf_set_print(CaptureLibbpfPrint);

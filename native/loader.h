@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -94,17 +93,15 @@ class Guard {
   pidgen_meta meta_ = {};
 };
 
-// Routes libbpf's messages into `sink` (and to stderr when verbose) for the
-// lifetime of the object, so a refused load says why without printing.
+// Routes libbpf's messages on this thread into `sink` (and to stderr when
+// verbose) for the lifetime of the object, so a refused load says why
+// without printing.
 class LogCapture {
  public:
   LogCapture(std::string* sink, bool verbose);
   ~LogCapture();
   LogCapture(const LogCapture&) = delete;
   LogCapture& operator=(const LogCapture&) = delete;
-
- private:
-  std::unique_lock<std::mutex> lock_;
 };
 
 // Blocks every signal on this thread for its lifetime. The verifier gives

@@ -60,32 +60,36 @@ export function stateLetter(state: number, exitState: number): string {
 }
 
 /**
- * Walks the framing of one pass of packed records (struct
- * pidgen_task_record, then argv bytes padded to 8 when TASK_CMDLINE is
- * set): calls `visit` with each record's offset and, when argv follows, the
- * offset just past it (else -1). Fields are read at fixed offsets from the
- * record (TASK_RECORD), so a pass is parsed without an object per record.
+ * The framing of one pass of packed records (struct pidgen_task_record,
+ * then argv bytes padded to 8 when TASK_CMDLINE is set): for record i,
+ * offsets[2i] is where it starts and offsets[2i+1] where its argv ends (-1
+ * when none follows). Fields are then read at fixed offsets (TASK_RECORD),
+ * so a pass is parsed without an object per record.
  */
-export function forEachTaskRecord(buffer: Uint8Array, visit: (at: number, cmdlineEnd: number) => void): void {
+export function taskRecordOffsets(buffer: Uint8Array): Int32Array {
   const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  let offsets = new Int32Array(2 * Math.floor(buffer.byteLength / R.size));
+  let count = 0;
   let offset = 0;
   while (offset + R.size <= buffer.byteLength) {
     const at = offset;
     offset += R.size;
-    if (!(view.getUint32(at + R.recordFlags, true) & TASK_CMDLINE)) {
-      visit(at, -1);
-      continue;
+    let cmdlineEnd = -1;
+    if (view.getUint32(at + R.recordFlags, true) & TASK_CMDLINE) {
+      cmdlineEnd = offset + view.getUint32(at + R.cmdlineLen, true);
+      if (cmdlineEnd > buffer.byteLength) {
+        throw new PidgenError(`parse task iterator output: record for tid ${view.getUint32(at + R.tid, true)} runs past the end`, {
+          code: 'EBADMSG',
+          op: 'parse task iterator output',
+        });
+      }
+      offset += (cmdlineEnd - offset + 7) & ~7;
     }
-    const cmdlineEnd = offset + view.getUint32(at + R.cmdlineLen, true);
-    if (cmdlineEnd > buffer.byteLength) {
-      throw new PidgenError(`parse task iterator output: record for tid ${view.getUint32(at + R.tid, true)} runs past the end`, {
-        code: 'EBADMSG',
-        op: 'parse task iterator output',
-      });
-    }
-    visit(at, cmdlineEnd);
-    offset += (cmdlineEnd - offset + 7) & ~7;
+    offsets[count++] = at;
+    offsets[count++] = cmdlineEnd;
   }
+  if (count < offsets.length) offsets = offsets.subarray(0, count);
+  return offsets;
 }
 
 /** Why argv is missing from a record without argv bytes. */
@@ -99,8 +103,11 @@ export function cmdlineMissing(recordFlags: number): 'not-copied' | 'truncated' 
 export function parseTaskRecords(buffer: Uint8Array): TaskRecord[] {
   const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   const bytes = Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  const offsets = taskRecordOffsets(buffer);
   const records: TaskRecord[] = [];
-  forEachTaskRecord(buffer, (at, cmdlineEnd) => {
+  for (let i = 0; i < offsets.length; i += 2) {
+    const at = offsets[i]!;
+    const cmdlineEnd = offsets[i + 1]!;
     const comm = decodeComm(bytes.subarray(at + R.comm, at + R.commEnd));
     const record: TaskRecord = {
       startNs: view.getBigUint64(at + R.startNs, true),
@@ -118,8 +125,12 @@ export function parseTaskRecords(buffer: Uint8Array): TaskRecord[] {
     if (cmdlineEnd >= 0) record.cmdline = bytes.subarray(at + R.size, cmdlineEnd);
     else record.cmdlineMissing = cmdlineMissing(view.getUint32(at + R.recordFlags, true));
     records.push(record);
-  });
+  }
   return records;
+}
+
+function iterFlags(options: { threads: boolean; cmdline: boolean }): number {
+  return (options.threads ? ITER_THREADS : 0) | (options.cmdline ? ITER_CMDLINE : 0);
 }
 
 export interface TaskIteratorOptions {
@@ -153,16 +164,10 @@ export class TaskIterator implements Disposable {
    * else loads one: sleepable (argv included) where the kernel allows, else plain.
    */
   static open(options: TaskIteratorOptions = {}): TaskIterator {
+    const pinned = TaskIterator.#openPinned(options);
+    if (pinned) return pinned;
     const addon = nativeAddon();
     const verbose = options.verbose ?? false;
-    const pinDir = options.pinDir ?? DEFAULT_PIN_DIR;
-    if ((options.pinned ?? 'auto') === 'auto' && existsSync(`${pinDir}/${PIN_NAMES.iter}`) && existsSync(`${pinDir}/${PIN_NAMES.meta}`)) {
-      const meta = addon.readPinnedMeta(pinDir);
-      if (meta.layoutVersion === addon.layoutVersion && meta.iter & PINNED_ITER) {
-        const sleepable = (meta.iter & PINNED_ITER_SLEEPABLE) !== 0;
-        return new TaskIterator(addon.openTaskIterator({ sleepable, pinnedDir: pinDir }), true);
-      }
-    }
     if (options.cmdline ?? true) {
       try {
         return new TaskIterator(addon.openTaskIterator({ sleepable: true, verbose }), false);
@@ -172,6 +177,36 @@ export class TaskIterator implements Disposable {
       }
     }
     return new TaskIterator(addon.openTaskIterator({ sleepable: false, verbose }), false);
+  }
+
+  /**
+   * {@link open}, with the load (libbpf and the verifier, tens of
+   * milliseconds) on a worker thread: the caller loads the guard meanwhile.
+   */
+  static async openAsync(options: TaskIteratorOptions = {}): Promise<TaskIterator> {
+    const pinned = TaskIterator.#openPinned(options);
+    if (pinned) return pinned;
+    const addon = nativeAddon();
+    const verbose = options.verbose ?? false;
+    if (options.cmdline ?? true) {
+      try {
+        return new TaskIterator(await addon.openTaskIteratorAsync({ sleepable: true, verbose }), false);
+      } catch (error) {
+        if (!(error instanceof PidgenError)) throw error;
+      }
+    }
+    return new TaskIterator(await addon.openTaskIteratorAsync({ sleepable: false, verbose }), false);
+  }
+
+  /** The iterator `pidgen pin` left beside the counter, when allowed and there. */
+  static #openPinned(options: TaskIteratorOptions): TaskIterator | undefined {
+    const pinDir = options.pinDir ?? DEFAULT_PIN_DIR;
+    if ((options.pinned ?? 'auto') !== 'auto' || !existsSync(`${pinDir}/${PIN_NAMES.iter}`) || !existsSync(`${pinDir}/${PIN_NAMES.meta}`)) return undefined;
+    const addon = nativeAddon();
+    const meta = addon.readPinnedMeta(pinDir);
+    if (meta.layoutVersion !== addon.layoutVersion || !(meta.iter & PINNED_ITER)) return undefined;
+    const sleepable = (meta.iter & PINNED_ITER_SLEEPABLE) !== 0;
+    return new TaskIterator(addon.openTaskIterator({ sleepable, pinnedDir: pinDir }), true);
   }
 
   /**
@@ -188,9 +223,19 @@ export class TaskIterator implements Disposable {
     return parseTaskRecords(this.readBytes(options));
   }
 
-  /** One pass as the packed bytes the iterator wrote ({@link forEachTaskRecord} walks them). */
+  /** One pass as the packed bytes the iterator wrote ({@link taskRecordOffsets} frames them). */
   readBytes(options: { threads: boolean; cmdline: boolean }): Buffer {
-    return this.#native.read((options.threads ? ITER_THREADS : 0) | (options.cmdline ? ITER_CMDLINE : 0));
+    return this.#native.read(iterFlags(options));
+  }
+
+  /**
+   * {@link readBytes}, and the processes `procRoot` lists, read at the same
+   * time (on a second thread): the bpf-iter source checks the pass against
+   * /proc's list every time.
+   */
+  readBytesAndList(options: { threads: boolean; cmdline: boolean }, procRoot: string): { pass: Buffer; listed: Int32Array } {
+    const [pass, listed] = this.#native.readListing(iterFlags(options), procRoot);
+    return { pass, listed };
   }
 
   close(): void {

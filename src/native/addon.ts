@@ -87,6 +87,8 @@ export interface NativeTaskIterator {
   readonly sleepable: boolean;
   /** One pass: packed `struct pidgen_task_record`s (PIDGEN_ITER_* options). */
   read(options: number): Buffer;
+  /** read(), with procRoot listed (as listPids) on a second thread during the pass. */
+  readListing(options: number, procRoot: string): [Buffer, Int32Array];
   /** Pins the iterator link (`iter`) and its settings map (`iter_bss`) under dir. */
   pin(dir: string): void;
   close(): void;
@@ -109,6 +111,8 @@ export interface NativeAddon {
   listPids(procRoot: string): Int32Array;
   /** Loads bpf/task_iter.bpf.c: the sleepable program (argv too) or the plain one. */
   openTaskIterator(options: { sleepable: boolean; verbose?: boolean; pinnedDir?: string }): NativeTaskIterator;
+  /** openTaskIterator's load (not a pinned one) on a worker thread. */
+  openTaskIteratorAsync(options: { sleepable: boolean; verbose?: boolean }): Promise<NativeTaskIterator>;
   readonly layoutVersion: number;
 }
 

@@ -195,14 +195,16 @@ export function fromJSON(text: string): Snapshot {
 
 // --- writing ---------------------------------------------------------------
 
-function u64(path: string, value: bigint): U64String {
+/** `path` names the field in an error; a function, so the thousands of fields that are fine build no string. */
+function u64(path: string | (() => string), value: bigint): U64String {
   // The schema promises unsigned decimal strings; a negative value here is a
   // bug upstream (e.g. end - start with swapped clocks), not data to publish.
   if (value < 0n || value > 0xffff_ffff_ffff_ffffn) {
-    throw new PidgenError(`write snapshot: ${path} is ${value}, outside the unsigned 64-bit range`, {
+    const where = typeof path === 'string' ? path : path();
+    throw new PidgenError(`write snapshot: ${where} is ${value}, outside the unsigned 64-bit range`, {
       code: 'EBADSNAPSHOT',
       op: 'write snapshot',
-      target: path,
+      target: where,
     });
   }
   return value.toString();
@@ -227,7 +229,7 @@ function exitedToJson(task: ExitedTask, index: number): ExitedTaskJson {
 }
 
 function processToJson(entry: ProcessEntry, index: number): ProcessJson {
-  const at = `processes[${index}]`;
+  const at = () => `processes[${index}]`;
   return {
     pid: entry.pid,
     ppid: entry.ppid,
@@ -235,18 +237,18 @@ function processToJson(entry: ProcessEntry, index: number): ProcessJson {
     comm: entry.comm,
     cmdline: [...entry.cmdline],
     state: entry.state,
-    startNs: u64(`${at}.startNs`, entry.startNs),
+    startNs: u64(() => `${at()}.startNs`, entry.startNs),
     startExact: entry.startExact,
-    ...(entry.pidfdIno !== undefined ? { pidfdIno: u64(`${at}.pidfdIno`, entry.pidfdIno) } : {}),
+    ...(entry.pidfdIno !== undefined ? { pidfdIno: u64(() => `${at()}.pidfdIno`, entry.pidfdIno) } : {}),
     kernelThread: entry.kernelThread,
-    threads: entry.threads.map((thread, t) => threadToJson(thread, `${at}.threads[${t}]`)),
+    threads: entry.threads.map((thread, t) => threadToJson(thread, () => `${at()}.threads[${t}]`)),
     ...(entry.unreadable !== undefined ? { unreadable: [...entry.unreadable] } : {}),
     ...(entry.lossy !== undefined ? { lossy: [...entry.lossy] } : {}),
   };
 }
 
-function threadToJson(thread: ThreadEntry, at: string): ThreadJson {
-  return { tid: thread.tid, comm: thread.comm, state: thread.state, startNs: u64(`${at}.startNs`, thread.startNs) };
+function threadToJson(thread: ThreadEntry, at: () => string): ThreadJson {
+  return { tid: thread.tid, comm: thread.comm, state: thread.state, startNs: u64(() => `${at()}.startNs`, thread.startNs) };
 }
 
 function statsToJson(stats: Snapshot['stats']): SnapshotJson['stats'] {

@@ -116,7 +116,7 @@ export function decodeComm(bytes: Uint8Array): DecodedText {
 
 // Buffer's own latin1 decoder, callable on any Uint8Array: for ASCII bytes
 // it gives exactly what UTF-8 decoding gives.
-const latin1Slice = Buffer.prototype.latin1Slice;
+export const latin1Slice = Buffer.prototype.latin1Slice;
 
 /**
  * decodeComm for the `char comm[16]` at bytes[start, end): the common case
@@ -134,13 +134,3 @@ export function decodeCommAt(bytes: Uint8Array, start: number, end: number): Dec
   return decodeComm(bytes.subarray(start, end));
 }
 
-/**
- * decodeUtf8 of bytes[start, end). `ascii`: the caller checked that the
- * bytes are all ASCII (isAscii() on a larger span), so they are decoded
- * without TextDecoder, several times faster for the short strings a
- * snapshot holds thousands of.
- */
-export function decodeUtf8At(bytes: Uint8Array, start: number, end: number, ascii: boolean): DecodedText {
-  if (ascii) return { text: latin1Slice.call(bytes, start, end), lossy: false };
-  return decodeUtf8(bytes.subarray(start, end));
-}

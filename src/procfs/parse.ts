@@ -4,7 +4,7 @@
 
 import { PF_KTHREAD, USER_HZ } from '../model/layout.js';
 import { isAscii } from 'node:buffer';
-import { decodeComm, decodeUtf8At } from './decode.js';
+import { decodeComm, decodeUtf8, latin1Slice } from './decode.js';
 
 /** Facts from `/proc/<pid>/stat` or `/proc/<pid>/task/<tid>/stat`. */
 export interface ProcStat {
@@ -272,14 +272,15 @@ export function parseStatus(bytes: Uint8Array): ProcStatus {
 export function parseCmdline(bytes: Uint8Array): ProcCmdline {
   if (bytes.length === 0) return { argv: [], lossy: false };
   const body = bytes[bytes.length - 1] === 0 ? bytes.subarray(0, bytes.length - 1) : bytes;
+  // Plain ASCII (nearly every argv): one decode and one split, both builtins.
+  if (isAscii(body)) return { argv: latin1Slice.call(body, 0, body.length).split('\0'), lossy: false };
   const argv: string[] = [];
-  const ascii = isAscii(body);
   let lossy = false;
   let argStart = 0;
   for (;;) {
     const nul = body.indexOf(0, argStart);
     const end = nul === -1 ? body.length : nul;
-    const decoded = decodeUtf8At(body, argStart, end, ascii);
+    const decoded = decodeUtf8(body.subarray(argStart, end));
     argv.push(decoded.text);
     lossy ||= decoded.lossy;
     if (nul === -1) break;

@@ -55,6 +55,32 @@ export interface ChosenSource {
  * procfs.
  */
 export function chooseSource(choice: SourceChoice | TaskIterator, procRoot: string, verbose: boolean): ChosenSource {
+  const decided = decideSource(choice, procRoot);
+  if (decided) return decided;
+  try {
+    return withIterator(TaskIterator.open({ verbose }));
+  } catch (error) {
+    return fellBack(choice as SourceChoice, error);
+  }
+}
+
+/**
+ * {@link chooseSource}, loading the iterator on a worker thread: start it,
+ * choose the guard, then await it (snapshot() does, so the two loads
+ * overlap).
+ */
+export async function chooseSourceAsync(choice: SourceChoice | TaskIterator, procRoot: string, verbose: boolean): Promise<ChosenSource> {
+  const decided = decideSource(choice, procRoot);
+  if (decided) return decided;
+  try {
+    return withIterator(await TaskIterator.openAsync({ verbose }));
+  } catch (error) {
+    return fellBack(choice as SourceChoice, error);
+  }
+}
+
+/** Every choice that loads nothing; undefined when the iterator must be loaded. */
+function decideSource(choice: SourceChoice | TaskIterator, procRoot: string): ChosenSource | undefined {
   if (choice instanceof TaskIterator) return { kind: 'bpf-iter', iterator: choice, close: () => {} };
   if (choice === 'procfs') return { kind: 'procfs', close: () => {} };
   const ownNamespace = procPidNamespace(procRoot) === ownPidNamespace();
@@ -62,11 +88,15 @@ export function chooseSource(choice: SourceChoice | TaskIterator, procRoot: stri
     throw new UsageError(`source bpf-iter lists pidgen's own PID namespace only; ${procRoot} is another one (use procfs)`);
   }
   if (!ownNamespace) return { kind: 'procfs', close: () => {}, reason: `${procRoot} is not pidgen's own PID namespace` };
-  try {
-    const iterator = TaskIterator.open({ verbose });
-    return { kind: 'bpf-iter', iterator, close: () => iterator.close() };
-  } catch (error) {
-    if (choice === 'bpf-iter' || !(error instanceof PidgenError)) throw error;
-    return { kind: 'procfs', close: () => {}, reason: error.message };
-  }
+  return undefined;
+}
+
+function withIterator(iterator: TaskIterator): ChosenSource {
+  return { kind: 'bpf-iter', iterator, close: () => iterator.close() };
+}
+
+/** `auto`: procfs, saying why, when the iterator does not load; `bpf-iter`: the error. */
+function fellBack(choice: SourceChoice, error: unknown): ChosenSource {
+  if (choice === 'bpf-iter' || !(error instanceof PidgenError)) throw error;
+  return { kind: 'procfs', close: () => {}, reason: error.message };
 }

@@ -27,6 +27,8 @@ export class EntrySet {
   readonly processes = new Map<number, ProcessEntry>();
   /** nr → the pid of the process claiming it, or the pids of several. */
   #claims = new Map<number, number | number[]>();
+  /** No claim's task started after this (it is not lowered on removal). */
+  #latestStart = -1n;
 
   constructor(entries: Iterable<ProcessEntry>) {
     for (const entry of entries) this.put(entry);
@@ -53,7 +55,11 @@ export class EntrySet {
     this.remove(entry.pid);
     this.processes.set(entry.pid, entry);
     this.#claim(entry.pid, entry.pid);
-    for (const thread of entry.threads) this.#claim(thread.tid, entry.pid);
+    if (entry.startNs > this.#latestStart) this.#latestStart = entry.startNs;
+    for (const thread of entry.threads) {
+      this.#claim(thread.tid, entry.pid);
+      if (thread.startNs > this.#latestStart) this.#latestStart = thread.startNs;
+    }
   }
 
   remove(pid: number): void {
@@ -91,6 +97,8 @@ export class EntrySet {
    */
   claimsStartedSince(exactSince: bigint, tickSince: bigint, skip: (nr: number) => boolean): Claim[] {
     const found: Claim[] = [];
+    // Nearly always: every task started before the window.
+    if (this.#latestStart < exactSince && this.#latestStart < tickSince) return found;
     for (const entry of this.processes.values()) {
       const since = entry.startExact ? exactSince : tickSince;
       if (entry.startNs >= since && !skip(entry.pid)) found.push({ nr: entry.pid, pid: entry.pid });

@@ -15,7 +15,7 @@ import { SNAPSHOT_SCHEMA, type Snapshot, type SnapshotSource } from '../model/sn
 import { BpfIterSource } from '../source/bpf-iter.js';
 import { ProcfsSource } from '../source/procfs.js';
 import type { ReadSettings, Source } from '../source/source.js';
-import { chooseGuard, chooseSource, type GuardChoice } from './choose.js';
+import { chooseGuard, chooseSourceAsync, type ChosenGuard, type ChosenSource, type GuardChoice } from './choose.js';
 import { walkCoherently } from './coherent.js';
 import { snapshotHooks } from './hooks.js';
 
@@ -73,10 +73,18 @@ function hostFacts(): Snapshot['host'] {
 export async function snapshot(options: SnapshotOptions = {}): Promise<Snapshot> {
   const { maxAttempts, threads, procRoot } = validate(options);
   const verbose = options.verbose ?? false;
-  const guard = chooseGuard(options.guard ?? 'auto', procRoot, verbose);
-  let chosen: ReturnType<typeof chooseSource> | undefined;
+  // The iterator loads on a worker thread while the guard loads here.
+  const pendingSource = chooseSourceAsync(options.source ?? 'auto', procRoot, verbose);
+  let guard: ChosenGuard;
   try {
-    chosen = chooseSource(options.source ?? 'auto', procRoot, verbose);
+    guard = chooseGuard(options.guard ?? 'auto', procRoot, verbose);
+  } catch (error) {
+    (await pendingSource.catch(() => undefined))?.close();
+    throw error;
+  }
+  let chosen: ChosenSource | undefined;
+  try {
+    chosen = await pendingSource;
     const settings: ReadSettings = { procRoot, threads, pidfd: kernelAtLeast(kernelVersion(), 6, 9) };
     const source: Source = chosen.iterator ? new BpfIterSource(chosen.iterator, settings) : new ProcfsSource(settings);
     const namespace = procPidNamespace(procRoot);

@@ -22,11 +22,11 @@ import { decidedByInode, sameTask } from '../model/identity.js';
 import { PF_KTHREAD, TASK_RECORD as R } from '../model/layout.js';
 import type { ProcessEntry, ThreadEntry } from '../model/snapshot.js';
 import { nativeAddon, type NativeProcessRead } from '../native/addon.js';
-import { forEachTaskRecord, stateLetter, type TaskIterator } from '../iter/task-iter.js';
-import { decodeCommAt } from '../procfs/decode.js';
+import { stateLetter, taskRecordOffsets, type TaskIterator } from '../iter/task-iter.js';
+import { decodeCommAt, type DecodedText } from '../procfs/decode.js';
 import { parseCmdline, parseStat, ticksToNs } from '../procfs/parse.js';
 import { readOutcome } from './outcome.js';
-import { listPids, ProcfsSource } from './procfs.js';
+import { ProcfsSource } from './procfs.js';
 import type { ReadSettings, Source } from './source.js';
 
 /**
@@ -35,37 +35,53 @@ import type { ReadSettings, Source } from './source.js';
  * path: thousands of tasks). Returns the entries and the pids whose argv
  * must come from /proc.
  */
-export function entriesFromPass(pass: Buffer, threads: boolean): { entries: Map<number, ProcessEntry>; needArgv: number[] } {
-  const view = new DataView(pass.buffer, pass.byteOffset, pass.byteLength);
+export function entriesFromPass(bytes: Buffer, threads: boolean): { entries: Map<number, ProcessEntry>; needArgv: number[] } {
+  // Typed-array views, not DataView calls: this loop also runs once in a
+  // fresh `pidgen snapshot` process, before V8 has compiled it, where every
+  // call costs. The iterator writes host-endian words, 8-byte aligned.
+  const pass = bytes.byteOffset % 8 === 0 ? bytes : aligned(bytes);
+  const words = new Uint32Array(pass.buffer, pass.byteOffset, pass.byteLength >> 2);
+  const quads = new BigUint64Array(pass.buffer, pass.byteOffset, pass.byteLength >> 3);
+  const offsets = taskRecordOffsets(pass);
   const entries = new Map<number, ProcessEntry>();
   const needArgv: number[] = [];
   // Threads whose leader comes later in the pass (a thread can hold a lower
-  // number than its leader after the numbers wrapped), and the entries whose
-  // thread lists must be sorted because of them.
+  // number than its leader after the numbers wrapped).
   let early: { tgid: number; thread: ThreadEntry }[] | undefined;
-  forEachTaskRecord(pass, (at, cmdlineEnd) => {
-    const tid = view.getUint32(at + R.tid, true);
-    const tgid = view.getUint32(at + R.tgid, true);
-    if (tid !== tgid && !threads) return;
-    const comm = decodeCommAt(pass, at + R.comm, at + R.commEnd);
-    const exitState = view.getUint32(at + R.exitState, true);
-    const state = stateLetter(view.getUint32(at + R.state, true), exitState);
-    const startNs = view.getBigUint64(at + R.startNs, true);
+  // The previous record's name, reused when a record's 16 bytes are the
+  // same (threads are mostly named like their process).
+  let lastComm: DecodedText = { text: '', lossy: false };
+  let lastCommAt = -1;
+  for (let i = 0; i < offsets.length; i += 2) {
+    const at = offsets[i]!;
+    const w = at >> 2;
+    const tid = words[w + W.tid]!;
+    const tgid = words[w + W.tgid]!;
+    if (tid !== tgid && !threads) continue;
+    const c = w + W.comm;
+    const l = lastCommAt >> 2;
+    if (lastCommAt < 0 || words[c] !== words[l] || words[c + 1] !== words[l + 1] || words[c + 2] !== words[l + 2] || words[c + 3] !== words[l + 3]) {
+      lastComm = decodeCommAt(pass, at + R.comm, at + R.commEnd);
+    }
+    lastCommAt = at + R.comm;
+    const comm = lastComm;
+    const exitState = words[w + W.exitState]!;
+    const state = stateLetter(words[w + W.state]!, exitState);
+    const startNs = quads[(at >> 3) + Q.startNs]!;
     if (tid !== tgid) {
       const thread: ThreadEntry = { tid, comm: comm.text, state, startNs };
       const entry = entries.get(tgid);
       if (entry) entry.threads.push(thread);
       else (early ??= []).push({ tgid, thread });
-      return;
+      continue;
     }
-    const flags = view.getUint32(at + R.flags, true);
-    const kernelThread = (flags & PF_KTHREAD) !== 0;
-    const argv = cmdlineOf(pass, at + R.size, cmdlineEnd, kernelThread || exitState !== 0);
+    const kernelThread = (words[w + W.flags]! & PF_KTHREAD) !== 0;
+    const argv = cmdlineOf(pass, at + R.size, offsets[i + 1]!, kernelThread || exitState !== 0);
     if (!argv) needArgv.push(tgid);
     const entry: ProcessEntry = {
       pid: tgid,
-      ppid: view.getUint32(at + R.ppid, true),
-      uid: view.getUint32(at + R.uid, true),
+      ppid: words[w + W.ppid]!,
+      uid: words[w + W.uid]!,
       comm: comm.text,
       cmdline: argv?.argv ?? [],
       state,
@@ -74,11 +90,11 @@ export function entriesFromPass(pass: Buffer, threads: boolean): { entries: Map<
       kernelThread,
       threads: threads ? [{ tid, comm: comm.text, state, startNs }] : [],
     };
-    const ino = view.getBigUint64(at + R.ino, true);
+    const ino = quads[(at >> 3) + Q.ino]!;
     if (ino !== 0n) entry.pidfdIno = ino;
     if (comm.lossy || argv?.lossy) entry.lossy = comm.lossy && argv?.lossy ? ['comm', 'cmdline'] : comm.lossy ? ['comm'] : ['cmdline'];
     entries.set(tgid, entry);
-  });
+  }
   // A thread whose leader the iterator did not list (it exited between the
   // two) has no process entry to go in: it is left out, as /proc would not
   // list it either once the leader is gone.
@@ -92,6 +108,17 @@ export function entriesFromPass(pass: Buffer, threads: boolean): { entries: Map<
   for (const entry of unsorted) entry.threads.sort((x, y) => x.tid - y.tid);
   return { entries, needArgv };
 }
+
+/** A copy at offset 0 of its own memory (Buffer.alloc is never pooled). */
+function aligned(bytes: Buffer): Buffer {
+  const copy = Buffer.alloc(bytes.length);
+  bytes.copy(copy);
+  return copy;
+}
+
+/** TASK_RECORD's offsets in 32-bit words, and in 64-bit ones. */
+const W = { tgid: R.tgid >> 2, tid: R.tid >> 2, ppid: R.ppid >> 2, uid: R.uid >> 2, flags: R.flags >> 2, state: R.state >> 2, exitState: R.exitState >> 2, comm: R.comm >> 2 } as const;
+const Q = { startNs: R.startNs >> 3, ino: R.ino >> 3 } as const;
 
 /**
  * argv as /proc would show it, from the bytes at pass[start, end) (end -1:
@@ -152,12 +179,16 @@ export class BpfIterSource implements Source {
   /** One iterator pass, then /proc for what the pass could not give. */
   walk(): ProcessEntry[] {
     const { procRoot, threads, pidfd } = this.settings;
-    const { entries, needArgv } = entriesFromPass(this.iterator.readBytes({ threads, cmdline: true }), threads);
+    // /proc is listed during the pass, not after it: either way the list
+    // is taken inside the window, and a process it shows that the pass did
+    // not is read below.
+    const { pass, listed } = this.iterator.readBytesAndList({ threads, cmdline: true }, procRoot);
+    const { entries, needArgv } = entriesFromPass(pass, threads);
     if (needArgv.length > 0) topUpArgv(entries, readTopUp(procRoot, needArgv, { cmdline: true, pidfd }));
     const kthreads = [...entries.values()].filter((e) => e.kernelThread).map((e) => e.pid);
     if (kthreads.length > 0) topUpKthreadNames(entries, readTopUp(procRoot, kthreads, { cmdline: false, pidfd: false }));
     const missed: number[] = [];
-    for (const pid of listPids(procRoot)) if (!entries.has(pid)) missed.push(pid);
+    for (const pid of listed) if (!entries.has(pid)) missed.push(pid);
     for (const [pid, entry] of this.#procfs.reread(missed)) entries.set(pid, entry);
     return [...entries.values()].sort((a, b) => a.pid - b.pid);
   }

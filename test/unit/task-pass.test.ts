@@ -139,6 +139,16 @@ describe('task iterator pass into entries', () => {
     expect(entry.threads[1]).toEqual({ tid: 61, comm: 't', state: 'R', startNs: 223_456_789n });
   });
 
+  it('a pass that does not start on an 8-byte boundary reads the same', () => {
+    const bytes = pass([
+      { tid: 80, comm: 'a', argv: argv('a', 'b'), startNs: 5n },
+      { tid: 81, tgid: 80, comm: 'b', startNs: 6n },
+    ]);
+    const shifted = Buffer.alloc(bytes.length + 3);
+    bytes.copy(shifted, 3);
+    expect(entriesFromPass(shifted.subarray(3), true).entries).toEqual(entriesFromPass(bytes, true).entries);
+  });
+
   it('a record whose argv runs past the end of the pass is an error, not a guess', () => {
     const bytes = pass([{ tid: 70, comm: 'x', argv: argv('abcdefgh') }]).subarray(0, R.size + 4);
     expect(() => entriesFromPass(bytes, true)).toThrowError(/record for tid 70 runs past the end/);
