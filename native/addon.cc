@@ -4,15 +4,14 @@
 #include <napi.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -41,6 +40,11 @@ struct IteratorSlot {
 // iterator. It lives as long as the environment and is started with the
 // first iterator, outside any snapshot: a thread started per pass would be a
 // new task (a PID taken, an exit logged) inside every snapshot's window.
+//
+// It waits on a pthread condition variable, not std::condition_variable:
+// gcc 12's libstdc++ versions condition_variable::wait at GLIBCXX_3.4.30,
+// newer than RHEL 9's, and the prebuilt addon must load there
+// (scripts/prebuild checks it).
 class ProcLister {
  public:
   ProcLister() = default;
@@ -48,12 +52,13 @@ class ProcLister {
   ProcLister& operator=(const ProcLister&) = delete;
 
   ~ProcLister() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
-    }
-    wake_.notify_all();
+    pthread_mutex_lock(&mutex_);
+    stop_ = true;
+    pthread_cond_broadcast(&wake_);
+    pthread_mutex_unlock(&mutex_);
     if (thread_.joinable()) thread_.join();
+    pthread_cond_destroy(&wake_);
+    pthread_mutex_destroy(&mutex_);
   }
 
   void Start() {
@@ -64,42 +69,44 @@ class ProcLister {
   // sets *err.
   std::vector<int32_t> ListDuring(const std::string& root, int* err, const std::function<void()>& work) {
     Start();
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      root_ = root;
-      pending_ = true;
-      done_ = false;
-    }
-    wake_.notify_all();
+    pthread_mutex_lock(&mutex_);
+    root_ = root;
+    pending_ = true;
+    done_ = false;
+    pthread_cond_broadcast(&wake_);
+    pthread_mutex_unlock(&mutex_);
     work();
-    std::unique_lock<std::mutex> lock(mutex_);
-    wake_.wait(lock, [this] { return done_; });
+    pthread_mutex_lock(&mutex_);
+    while (!done_) pthread_cond_wait(&wake_, &mutex_);
     *err = err_;
-    return std::move(pids_);
+    std::vector<int32_t> pids = std::move(pids_);
+    pthread_mutex_unlock(&mutex_);
+    return pids;
   }
 
  private:
   void Run() {
-    std::unique_lock<std::mutex> lock(mutex_);
+    pthread_mutex_lock(&mutex_);
     for (;;) {
-      wake_.wait(lock, [this] { return stop_ || pending_; });
-      if (stop_) return;
+      while (!stop_ && !pending_) pthread_cond_wait(&wake_, &mutex_);
+      if (stop_) break;
       pending_ = false;
       std::string root = root_;
-      lock.unlock();
+      pthread_mutex_unlock(&mutex_);
       int err = 0;
       std::vector<int32_t> pids = pidgen_native::ListPids(root, &err);
-      lock.lock();
+      pthread_mutex_lock(&mutex_);
       pids_ = std::move(pids);
       err_ = err;
       done_ = true;
-      wake_.notify_all();
+      pthread_cond_broadcast(&wake_);
     }
+    pthread_mutex_unlock(&mutex_);
   }
 
   std::thread thread_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
+  pthread_mutex_t mutex_ = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t wake_ = PTHREAD_COND_INITIALIZER;
   bool stop_ = false;
   bool pending_ = false;
   bool done_ = false;

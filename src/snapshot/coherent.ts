@@ -254,9 +254,13 @@ function verifyByRereading(run: Run, unverified: Set<number>, source: Source): n
     }
     const oldThreads = new Map(old.threads.map((t) => [t.tid, t]));
     now.threads = now.threads.filter((t) => {
-      if (!unverified.has(t.tid)) return true;
       const before = oldThreads.get(t.tid);
-      return before !== undefined && held(before, t);
+      // A thread this re-read sees first may have taken its number in an
+      // earlier interval, outside the range verified now, so that range
+      // says nothing about it: only a start before the window vouches for
+      // it (it held the number all along; the walk raced its listing).
+      if (before === undefined) return t.startNs < floorToTick(run.startNs);
+      return !unverified.has(t.tid) || held(before, t);
     });
     entries.put(now);
   }

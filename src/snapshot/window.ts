@@ -225,9 +225,12 @@ const RESERVED_PIDS = 300;
  * (at most `forks`) or skipped because a task held it then. A held number
  * is one of the numbers the window's reads saw (`held`), or its task died
  * before a read could see it: at most the host's exits in between (`forks`
- * minus the change in the task count). Without thread listings the reads
- * do not see every number, and the host's task count at the start bounds
- * them instead. So a full round needs forks + skipped >= pid_max -
+ * minus the change in the task count), or its task was born in the window
+ * after the walk had passed its number and before this interval (at most
+ * the forks since the window started: from the second checkpoint on, such
+ * a task is alive, unseen and older than the interval). Without thread
+ * listings the reads do not see every number, and the host's task count at
+ * the start of the interval bounds them instead. So a full round needs forks + skipped >= pid_max -
  * RESERVED_PIDS; below that, it did not happen. The counts are read on
  * both sides of the cursor, so each errs high.
  *
@@ -238,27 +241,39 @@ const RESERVED_PIDS = 300;
  */
 /**
  * Why the cursor may have gone round between two reads (the rule above), or
- * undefined when it cannot have. `held`: the numbers the walk's entries hold.
+ * undefined when it cannot have. `held`: the numbers the window's reads saw
+ * held. `windowForks`: the host's fork count when the window started (the
+ * tasks born in the window before this interval, which no read may have
+ * seen, are among the forks since).
  */
-export function wrapPossible(before: Cursor, after: Cursor, pidMax: number, held: ReadonlySet<number> | undefined): string | undefined {
+export function wrapPossible(
+  before: Cursor,
+  after: Cursor,
+  pidMax: number,
+  held: ReadonlySet<number> | undefined,
+  windowForks: bigint = before.forks,
+): string | undefined {
   const forks = after.forks - before.forks;
   const delta = before.tasks + forks - after.tasks;
   const exits = delta > 0n ? delta : 0n;
+  const bornEarlier = before.forks > windowForks ? before.forks - windowForks : 0n;
   // Numbers in use when the cursor passed them, by tasks older than the
   // interval: every one was alive at its start, so at most the host's task
-  // count then; or, when the reads saw every number held, those plus the
-  // tasks that died before a read could see them.
+  // count then; or, when the reads saw every number held, those, the tasks
+  // that died before a read could see them, and the tasks born in the
+  // window before this interval (a read may have passed their number
+  // before they took it).
   let skipped = before.tasks;
   let heldInRing = 0n;
   if (held) {
     for (const nr of held) if (nr >= RESERVED_PIDS && nr < pidMax) heldInRing++;
-    if (heldInRing + exits < skipped) skipped = heldInRing + exits;
+    if (heldInRing + exits + bornEarlier < skipped) skipped = heldInRing + exits + bornEarlier;
   }
   const ring = BigInt(Math.max(pidMax - RESERVED_PIDS, 0));
   if (after.lastPid >= before.lastPid && forks + skipped < ring) return undefined;
   return (
     `PID numbers may have wrapped (ns_last_pid ${before.lastPid} -> ${after.lastPid}, ${forks} forks and ${exits} exits on the host, ` +
-    `${held ? `${heldInRing} numbers held` : `${before.tasks} tasks on the host`}, pid_max ${pidMax})`
+    `${held ? `${heldInRing} numbers held${bornEarlier > 0n ? `, ${bornEarlier} forks earlier in the window` : ''}` : `${before.tasks} tasks on the host`}, pid_max ${pidMax})`
   );
 }
 
@@ -267,6 +282,8 @@ export class CursorWindowTracker implements WindowTracker {
   readonly exact = true;
   readonly hasLog = false;
   #cursor: Cursor | undefined;
+  /** The host's fork count when the window started (wrapPossible). */
+  #windowForks = 0n;
 
   /**
    * The cursor, bracketed by the counts: `start` as a baseline (counts read
@@ -283,6 +300,7 @@ export class CursorWindowTracker implements WindowTracker {
 
   start(): bigint {
     this.#cursor = this.#read().start;
+    this.#windowForks = this.#cursor.forks;
     return boottimeNs();
   }
 
@@ -297,7 +315,7 @@ export class CursorWindowTracker implements WindowTracker {
     const after = now.end;
     this.#cursor = now.start;
     const pidMax = readPidMax();
-    const wrapped = wrapPossible(before, after, pidMax, held);
+    const wrapped = wrapPossible(before, after, pidMax, held, this.#windowForks);
     if (wrapped) return { endNs, taken: null, reason: wrapped };
     const low = before.lastPid;
     const high = after.lastPid;

@@ -55,6 +55,8 @@ export class World {
   readonly tasks = new Map<number, WorldTask>();
   #pending: PendingEvent[] = [];
   #checkpoints = 0;
+  /** Numbers handed out since the last checkpoint (what the cursor guard's swept range covers). */
+  #swept = new Set<number>();
   /** Runs inside each checkpoint, before the log is drained (the window-end seam). */
   beforeDrain?: (index: number) => void;
   /** Runs at each source re-read, before it reads (a reap right after a checkpoint). */
@@ -76,6 +78,7 @@ export class World {
     if (this.tasks.has(pid)) throw new Error(`world: ${pid} is taken`);
     const task = { pid, tgid: options.tgid ?? pid, comm, startNs: this.advance() };
     this.tasks.set(pid, task);
+    this.#swept.add(pid);
     if (options.logged ?? true) {
       this.#log('new', task, this.#checkpoints + (options.lateBy ?? 0));
     }
@@ -171,6 +174,35 @@ export class World {
         this.rereads.push([...pids]);
         return new Map(this.#entries(pids).map((e) => [e.pid, e]));
       },
+    };
+  }
+
+  /**
+   * The fake cursor guard: no log; each checkpoint says which numbers may
+   * have been handed out since the previous one (exactly those, as the
+   * cursor's range would when it did not go round).
+   */
+  cursorTracker(): WindowTracker {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const world = this;
+    return {
+      kind: 'cursor',
+      exact: true,
+      hasLog: false,
+      start: () => {
+        world.#swept = new Set();
+        return world.advance();
+      },
+      generation: () => undefined,
+      checkpoint(): Checkpoint {
+        const index = world.#checkpoints++;
+        world.beforeDrain?.(index);
+        const endNs = world.advance();
+        const swept = world.#swept;
+        world.#swept = new Set();
+        return { endNs, taken: new Map(), mayBeTaken: (nr) => swept.has(nr) };
+      },
+      finish: () => {},
     };
   }
 

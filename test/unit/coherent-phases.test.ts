@@ -245,6 +245,34 @@ describe('coherence phases', () => {
   });
 });
 
+describe('the cursor guard: re-reads vouch only for what they verified', () => {
+  it('a thread born in the window that a later re-read brings in is left out: without a log it cannot be listed as a hand-over', async () => {
+    // The churn run that found it: a thread of a re-read process had taken
+    // its number in an earlier interval, outside the range being verified,
+    // and was kept with a start inside the window and nothing in reused.
+    const world = new World();
+    world.existing(1, 'init');
+    world.existing(30, 'other');
+    world.existing(10, 'threads');
+    world.existing(12, 't-old', 10);
+    world.beforeDrain = (index) => {
+      if (index === 1) world.handOver(12, 't-new'); // the second interval: 12 is verified, so 10 is re-read
+    };
+    const outcome = await walkCoherently(world.cursorTracker(), world.source(), { maxAttempts: 3 }, {
+      afterFirstWalk: () => {
+        world.spawn(20, 't-born', { tgid: 10 }); // the first interval, after the walk passed 10
+        world.handOver(30, 'other-new'); // so that the first checkpoint re-reads and a second follows
+      },
+    });
+    expect(outcome.coherent).toBe(true);
+    expect(world.rereads).toEqual([[30], [10]]);
+    expect(pids(outcome)).toEqual([1, 10]);
+    const threads = outcome.processes.find((p) => p.pid === 10)?.threads.map((t) => t.tid);
+    expect(threads).toEqual([10]);
+    expect(outcome.reused).toEqual([]);
+  });
+});
+
 describe('the cursor guard: can the cursor have gone round?', () => {
   const at = (lastPid: number, forks: number, tasks: number) => ({ lastPid, forks: BigInt(forks), tasks: BigInt(tasks) });
   const range = (from: number, to: number) => new Set(Array.from({ length: to - from }, (_, i) => from + i));
@@ -262,6 +290,16 @@ describe('the cursor guard: can the cursor have gone round?', () => {
     expect(wrapPossible(at(300, 0, 100), at(305, 10, 110), 400, range(306, 340))).toBeUndefined();
     // 60 exits on the host: up to 60 numbers held then, not seen by the walk.
     expect(wrapPossible(at(300, 0, 100), at(305, 10, 50), 400, range(306, 340))).toMatch(/60 exits/);
+  });
+
+  it('from the second checkpoint on, tasks born earlier in the window count too: the walk may have passed their numbers before they took them', () => {
+    // The churn run that found it: threads born during the first interval
+    // held numbers no read had seen, the cursor went round in the second,
+    // and the walk's entries for those numbers were vouched for.
+    expect(wrapPossible(at(300, 50, 150), at(305, 60, 160), 400, range(306, 346))).toBeUndefined();
+    expect(wrapPossible(at(300, 50, 150), at(305, 60, 160), 400, range(306, 346), 0n)).toMatch(/40 numbers held, 50 forks earlier in the window/);
+    // In the first interval (the window's own start) there is no earlier fork.
+    expect(wrapPossible(at(300, 50, 150), at(305, 60, 160), 400, range(306, 346), 50n)).toBeUndefined();
   });
 
   it('without thread listings the walk does not see every number held, and the host task count bounds them', () => {
