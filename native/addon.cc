@@ -464,6 +464,14 @@ class TaskIteratorHandle : public Napi::ObjectWrap<TaskIteratorHandle> {
 };
 
 // openTaskIterator({ sleepable: boolean, verbose?: boolean })
+// { sleepable, minimal }: which program of bpf/task_iter.bpf.c to load
+// (`minimal` is pidgen bench's yardstick).
+pidgen_native::TaskIterator::Program ProgramOf(Napi::Object options) {
+  using Program = pidgen_native::TaskIterator::Program;
+  if (options.Get("minimal").ToBoolean().Value()) return Program::kMinimal;
+  return options.Get("sleepable").ToBoolean().Value() ? Program::kSleepable : Program::kPlain;
+}
+
 Napi::Value OpenTaskIterator(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) {
@@ -476,7 +484,7 @@ Napi::Value OpenTaskIterator(const Napi::CallbackInfo& info) {
   pidgen_native::TaskIterator* iterator =
       pinned.IsString()
           ? pidgen_native::TaskIterator::OpenPinned(pinned.As<Napi::String>().Utf8Value(), sleepable, &error)
-          : pidgen_native::TaskIterator::Open(sleepable, options.Get("verbose").ToBoolean().Value(), &error);
+          : pidgen_native::TaskIterator::Open(ProgramOf(options), options.Get("verbose").ToBoolean().Value(), &error);
   if (iterator == nullptr) ThrowLoaderError(env, error);
   AddonData* data = env.GetInstanceData<AddonData>();
   data->lister.Start();  // now, not inside a snapshot's window (ProcLister)
@@ -489,12 +497,12 @@ Napi::Value OpenTaskIterator(const Napi::CallbackInfo& info) {
 // BTF and the verifier, tens of milliseconds).
 class OpenIteratorWorker : public Napi::AsyncWorker {
  public:
-  OpenIteratorWorker(Napi::Env env, bool sleepable, bool verbose)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), sleepable_(sleepable), verbose_(verbose) {}
+  OpenIteratorWorker(Napi::Env env, pidgen_native::TaskIterator::Program program, bool verbose)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), program_(program), verbose_(verbose) {}
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
-  void Execute() override { iterator_ = pidgen_native::TaskIterator::Open(sleepable_, verbose_, &error_); }
+  void Execute() override { iterator_ = pidgen_native::TaskIterator::Open(program_, verbose_, &error_); }
 
   void OnOK() override {
     Napi::Env env = Env();
@@ -514,7 +522,7 @@ class OpenIteratorWorker : public Napi::AsyncWorker {
 
  private:
   Napi::Promise::Deferred deferred_;
-  bool sleepable_;
+  pidgen_native::TaskIterator::Program program_;
   bool verbose_;
   pidgen_native::TaskIterator* iterator_ = nullptr;
   LoaderError error_;
@@ -527,8 +535,7 @@ Napi::Value OpenTaskIteratorAsync(const Napi::CallbackInfo& info) {
                      "", "");
   }
   Napi::Object options = info[0].As<Napi::Object>();
-  auto* worker = new OpenIteratorWorker(env, options.Get("sleepable").ToBoolean().Value(),
-                                        options.Get("verbose").ToBoolean().Value());
+  auto* worker = new OpenIteratorWorker(env, ProgramOf(options), options.Get("verbose").ToBoolean().Value());
   Napi::Promise promise = worker->Promise();
   worker->Queue();  // deletes itself after OnOK
   return promise;

@@ -12,9 +12,10 @@
 
 namespace pidgen_native {
 
-TaskIterator* TaskIterator::Open(bool sleepable, bool verbose, LoaderError* error) {
+TaskIterator* TaskIterator::Open(Program program, bool verbose, LoaderError* error) {
   std::string log;
   LogCapture capture(&log, verbose);
+  const bool sleepable = program == Program::kSleepable;
   const char* target = sleepable ? "iter.s/task" : "iter/task";
   auto fail = [&](const char* op, int err, task_iter* skel) -> TaskIterator* {
     task_iter::destroy(skel);
@@ -26,9 +27,10 @@ TaskIterator* TaskIterator::Open(bool sleepable, bool verbose, LoaderError* erro
   task_iter* skel = task_iter::open();
   if (skel == nullptr) return fail("open", errno, nullptr);
 
-  // Configure: one of the two programs.
-  bpf_program__set_autoload(skel->progs.pidgen_iter, !sleepable);
+  // Configure: one of the programs.
+  bpf_program__set_autoload(skel->progs.pidgen_iter, program == Program::kPlain);
   bpf_program__set_autoload(skel->progs.pidgen_iter_cmdline, sleepable);
+  bpf_program__set_autoload(skel->progs.pidgen_iter_minimal, program == Program::kMinimal);
 
   // Load: the verifier checks it (sleepable iterators need 5.18+ for
   // bpf_copy_from_user_task; older kernels refuse here).
@@ -40,7 +42,9 @@ TaskIterator* TaskIterator::Open(bool sleepable, bool verbose, LoaderError* erro
   if (err != 0) return fail("load", err, skel);
 
   // Attach: an iterator link; each read creates a fresh iterator from it.
-  bpf_program* prog = sleepable ? skel->progs.pidgen_iter_cmdline : skel->progs.pidgen_iter;
+  bpf_program* prog = sleepable                        ? skel->progs.pidgen_iter_cmdline
+                      : program == Program::kMinimal ? skel->progs.pidgen_iter_minimal
+                                                     : skel->progs.pidgen_iter;
   bpf_link* link = bpf_program__attach_iter(prog, nullptr);
   if (link == nullptr) return fail("attach", errno, skel);
 

@@ -14,8 +14,12 @@ namespace pidgen_native {
 
 class TaskIterator {
  public:
-  // sleepable: iter.s/task, which copies argv (5.18+); else iter/task.
-  static TaskIterator* Open(bool sleepable, bool verbose, LoaderError* error);
+  enum class Program {
+    kPlain,      // iter/task: every field through BPF_CORE_READ, no argv
+    kSleepable,  // iter.s/task: direct loads, copies argv (5.18+)
+    kMinimal,    // pidgen bench's yardstick: a fixed record, nothing else
+  };
+  static TaskIterator* Open(Program program, bool verbose, LoaderError* error);
   // The iterator `pidgen pin` left in dir (`iter` link, `iter_bss` map);
   // loads nothing.
   static TaskIterator* OpenPinned(const std::string& dir, bool sleepable, LoaderError* error);

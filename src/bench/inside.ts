@@ -15,7 +15,7 @@ import { Guard } from '../guard/guard.js';
 import { readPidMax } from '../host/pidns.js';
 import type { SnapshotSource } from '../model/snapshot.js';
 import type { ForkJob, ForkReply, Job, ScanJob, ScanReply } from './job.js';
-import type { ForkPathResult, Measures, SkippedTool, ToolId, ToolResult } from './results.js';
+import type { CliSteps, ForkPathResult, KernelPass, Measures, SkippedTool, ToolId, ToolResult } from './results.js';
 import { pairedRatio, roundOrder, summarize } from './stats.js';
 
 /** Longest a single tool run may take before the bench gives up on it. */
@@ -42,6 +42,10 @@ interface Sample {
   firstCallNs?: number;
   /** Loading the task iterator (bpf-iter), outside the timed call. */
   openNs?: number;
+  /** pidgen library: one profiled call's phases (src/profile.ts). */
+  phases?: Record<string, number>;
+  /** pidgen bpf-iter library: the kernel pass alone. */
+  kernel?: Record<string, number | string>;
   version?: string;
   note?: string;
 }
@@ -90,6 +94,81 @@ function sourceLabel(source: SnapshotSource): string {
   return `pidgen ${source}`;
 }
 
+/** `pidgen snapshot --source SOURCE --guard bpf --format json` as a process. */
+function cliTool(job: ScanJob, source: SnapshotSource, id: ToolId, what: string): Tool {
+  return {
+    id,
+    label: sourceLabel(source),
+    what,
+    measures: 'whole-process',
+    run() {
+      // JSON to stdout, which runstat sends to /dev/null. Not `-o /dev/null`:
+      // -o writes a temp file and renames it over the target.
+      const stat = runMeasured(job.helpers.runstat, '/dev/null', job.node, [
+        job.cli, 'snapshot', '--source', source, '--guard', 'bpf', '--format', 'json',
+      ]);
+      if (stat.exitCode === 2) throw new Unavailable(`the CLI refused --source ${source}: ${firstLine(stat.stderr)}`);
+      if (stat.exitCode !== 0) throw new Error(`pidgen snapshot exited with ${stat.exitCode}: ${firstLine(stat.stderr)}`);
+      return { wallNs: stat.wallNs, rssBytes: stat.maxRssKb * 1024 };
+    },
+  };
+}
+
+/**
+ * A bpffs of the bench's own over /sys/fs/bpf, in its private mount
+ * namespace: the rows "nothing pinned" see no pin the host may hold, and
+ * the pin the pinned row needs lives and dies with this namespace (an
+ * unmounted bpffs drops its pins), whatever ends the bench. Returns why it
+ * could not, or undefined.
+ */
+function privateBpffs(): string | undefined {
+  const mounted = spawnSync('mount', ['-t', 'bpf', 'pidgen-bench', '/sys/fs/bpf'], { encoding: 'utf8' });
+  if (mounted.error) return `mount -t bpf: ${mounted.error.message}`;
+  if (mounted.status !== 0) return `mount -t bpf on /sys/fs/bpf: ${mounted.stderr.trim() || `exit ${mounted.status}`}`;
+  return undefined;
+}
+
+/** `pidgen pin` or `pidgen unpin` in this namespace; the error's first line, or undefined. */
+function pinCommand(job: ScanJob, command: 'pin' | 'unpin'): string | undefined {
+  const result = spawnSync(job.node, [job.cli, command], { encoding: 'utf8', timeout: TOOL_TIMEOUT_MS });
+  if (result.error) return `pidgen ${command}: ${result.error.message}`;
+  return result.status === 0 ? undefined : `pidgen ${command} exited with ${result.status}: ${firstLine(result.stderr)}`;
+}
+
+/** The median of each numeric field over `reports`. */
+function medians(reports: readonly Record<string, unknown>[]): Record<string, number> {
+  const keys = new Set(reports.flatMap((r) => Object.keys(r).filter((k) => typeof r[k] === 'number')));
+  const out: Record<string, number> = {};
+  for (const key of keys) out[key] = summarize(reports.flatMap((r) => (typeof r[key] === 'number' ? [r[key] as number] : []))).median;
+  return out;
+}
+
+/** The CLI's steps, each timed in a process that does one snapshot (snapshot-child cli-phases). */
+function cliSteps(job: ScanJob): CliSteps | string {
+  const reports: Record<string, unknown>[] = [];
+  for (let run = 0; run <= job.runs; run++) {
+    const outFile = join(job.workDir, 'cli-phases.json');
+    let stat: RunStat;
+    try {
+      stat = runMeasured(job.helpers.runstat, outFile, job.node, [job.snapshotChild, 'cli-phases']);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    if (stat.exitCode !== 0) return `the CLI steps child exited with ${stat.exitCode}: ${firstLine(stat.stderr)}`;
+    if (run > 0) reports.push(readJson<Record<string, unknown>>(outFile));
+  }
+  const top = medians(reports);
+  const phases = medians(reports.map((r) => (r.phases ?? {}) as Record<string, unknown>));
+  return {
+    nodeStartNs: top.nodeStartNs ?? 0,
+    importNs: top.importNs ?? 0,
+    snapshotNs: top.snapshotNs ?? 0,
+    phases,
+    outputNs: top.outputNs ?? 0,
+    runs: reports.length,
+  };
+}
+
 /** The tools of a scan, in the order a forward round runs them. */
 function scanTools(job: ScanJob): Tool[] {
   const { runstat } = job.helpers;
@@ -110,6 +189,8 @@ function scanTools(job: ScanJob): Tool[] {
           wallNs: number;
           firstCallNs: number;
           openNs?: number;
+          phases?: Record<string, number>;
+          kernel?: Record<string, number | string>;
           tasks: number;
           coherent: boolean;
           attempts: number;
@@ -126,26 +207,13 @@ function scanTools(job: ScanJob): Tool[] {
           tasksSeen: report.tasks,
           firstCallNs: report.firstCallNs,
           ...(report.openNs !== undefined ? { openNs: report.openNs } : {}),
+          ...(report.phases ? { phases: report.phases } : {}),
+          ...(report.kernel ? { kernel: report.kernel } : {}),
           ...(notes.length ? { note: notes.join('; ') } : {}),
         };
       },
     });
-    tools.push({
-      id: `pidgen-${source}-cli`,
-      label: sourceLabel(source),
-      what: '`pidgen snapshot` process',
-      measures: 'whole-process',
-      run() {
-        // JSON to stdout, which runstat sends to /dev/null. Not `-o /dev/null`:
-        // -o writes a temp file and renames it over the target.
-        const stat = runMeasured(runstat, '/dev/null', job.node, [
-          job.cli, 'snapshot', '--source', source, '--guard', 'bpf', '--format', 'json',
-        ]);
-        if (stat.exitCode === 2) throw new Unavailable(`the CLI refused --source ${source}: ${firstLine(stat.stderr)}`);
-        if (stat.exitCode !== 0) throw new Error(`pidgen snapshot exited with ${stat.exitCode}: ${firstLine(stat.stderr)}`);
-        return { wallNs: stat.wallNs, rssBytes: stat.maxRssKb * 1024 };
-      },
-    });
+    tools.push(cliTool(job, source, `pidgen-${source}-cli`, '`pidgen snapshot` process'));
   }
   tools.push({
     id: 'ps',
@@ -261,6 +329,8 @@ async function runScan(job: ScanJob): Promise<ScanReply> {
   const populationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   progress(`${count(job.tasks)} tasks: ${count(populationTasks)} tasks ready in ${populationSeconds.toFixed(1)} s`);
 
+  const bpffsProblem = privateBpffs();
+  if (bpffsProblem) notes.push(`no private bpffs for the bench (${bpffsProblem}): a pin the host holds would be used by the CLI rows, and the pinned row is skipped`);
   let tools = scanTools(job);
   const skipped: SkippedTool[] = [];
   let pidgenFailed = false;
@@ -299,6 +369,39 @@ async function runScan(job: ScanJob): Promise<ScanReply> {
     process.stderr.write('\n');
   }
 
+  // The CLI taken apart, and with a pin in place: after the rounds, so
+  // nothing above ran with a pin.
+  let steps: CliSteps | undefined;
+  if (tools.some((t) => t.id === 'pidgen-bpf-iter-cli')) {
+    progress(`${count(job.tasks)} tasks: the CLI's steps, ${job.runs} runs`);
+    const measured = cliSteps(job);
+    if (typeof measured === 'string') notes.push(`the CLI's steps were not measured: ${measured}`);
+    else steps = measured;
+    const pinned = cliTool(job, 'bpf-iter', 'pidgen-bpf-iter-cli-pinned', '`pidgen snapshot` process, after `pidgen pin`');
+    const why = bpffsProblem ?? pinCommand(job, 'pin');
+    if (why) skipped.push({ id: pinned.id, label: `${pinned.label} (${pinned.what})`, reason: why });
+    else {
+      try {
+        process.stderr.write(`pidgen bench: ${count(job.tasks)} tasks, pinned:`);
+        const runs: Sample[] = [];
+        for (let round = 0; round <= job.runs; round++) {
+          const sample = pinned.run();
+          process.stderr.write(` ${ms(sample.wallNs)} ms;`);
+          if (round > 0) runs.push(sample);
+        }
+        process.stderr.write('\n');
+        tools.push(pinned);
+        samples.set(pinned.id, runs);
+      } catch (error) {
+        process.stderr.write('\n');
+        dropTool(pinned, error);
+      } finally {
+        const unpinned = pinCommand(job, 'unpin');
+        if (unpinned) notes.push(`${unpinned} (the pin goes with the bench's bpffs when it ends)`);
+      }
+    }
+  }
+
   // What /proc held during the runs, as the reference walker counted it.
   const walkerSamples = samples.get('ref-walker');
   const tasksInNamespace = walkerSamples?.at(-1)?.tasksSeen ?? populationTasks;
@@ -321,6 +424,11 @@ async function runScan(job: ScanJob): Promise<ScanReply> {
           "snapshot({ source: 'bpf-iter' }) without a held TaskIterator pays it on every call",
       );
     }
+    const phaseRuns = runs.flatMap((r) => (r.phases ? [r.phases] : []));
+    const kernelRuns = runs.flatMap((r) => (r.kernel ? [r.kernel] : []));
+    const kernel = kernelRuns.length ? medians(kernelRuns) : undefined;
+    const kernelNotes = new Set(kernelRuns.flatMap((run) => Object.entries(run).flatMap(([key, value]) => (typeof value === 'string' ? [`kernel pass: ${key}: ${value}`] : []))));
+    toolNotes.push(...kernelNotes);
     if (last.tasksSeen !== undefined && Math.abs(last.tasksSeen - tasksInNamespace) > 16) {
       toolNotes.push(`saw ${count(last.tasksSeen)} tasks; the reference walker saw ${count(tasksInNamespace)}`);
     }
@@ -335,6 +443,10 @@ async function runScan(job: ScanJob): Promise<ScanReply> {
       ...(last.tasksSeen !== undefined ? { tasksSeen: last.tasksSeen } : {}),
       ...(toolNotes.length ? { notes: toolNotes } : {}),
       ...(firstCalls.length ? { firstCallNs: summarize(firstCalls) } : {}),
+      ...(phaseRuns.length ? { phases: medians(phaseRuns) } : {}),
+      ...(kernel && kernel.withArgvNs !== undefined && kernel.withoutArgvNs !== undefined
+        ? { kernelPass: kernel as unknown as KernelPass }
+        : {}),
     });
     if (last.version) notes.push(`${tool.label}: ${last.version}`);
   }
@@ -349,6 +461,7 @@ async function runScan(job: ScanJob): Promise<ScanReply> {
       tools: results,
       skipped,
       populationSeconds,
+      ...(steps ? { cliSteps: steps } : {}),
     },
     notes,
     pidgenFailed,

@@ -16,6 +16,7 @@ const COLORS: Record<ToolId, string> = {
   'pidgen-procfs-cli': '#1f5fbf',
   'pidgen-bpf-iter-library': '#1a9850',
   'pidgen-bpf-iter-cli': '#1a9850',
+  'pidgen-bpf-iter-cli-pinned': '#66bd63',
   ps: '#d73027',
   psutil: '#f28e2b',
   'ref-walker': '#555555',

@@ -5,6 +5,18 @@ import { signedPercent, type BenchResults, type ForkPathResult, type Machine, ty
 export const SCAN_COLUMNS = ['tool', 'timed', 'median ms', 'range ms', 'µs/task', 'vs ps -eLo', 'peak RSS MB'] as const;
 export const FORK_COLUMNS = ['guard', 'median µs/fork', 'range µs/fork', 'vs no guard'] as const;
 export const TARGET_COLUMNS = ['target', 'measured', 'result'] as const;
+export const BREAKDOWN_COLUMNS = ['step', 'ms', 'share'] as const;
+
+/** The phases of src/profile.ts in the order a snapshot meets them, with what each covers. */
+const PHASE_ROWS: readonly [string, string][] = [
+  ['open', 'choosing and loading the guard and the source (BPF load and verify, or a pin opened)'],
+  ['kernel pass', 'the task iterator read (/proc listed beside it)'],
+  ['read', '/proc read (native batch reads)'],
+  ['parse', 'bytes into entries'],
+  ['top-ups', '/proc reads for what the pass could not give'],
+  ['guard', 'window start and checkpoints (the log drained)'],
+  ['index', 'the entry index and the checks on it (suspects, exits, re-reads)'],
+];
 
 const count = (n: number) => n.toLocaleString('en-US');
 
@@ -88,6 +100,69 @@ export function forkSection(fork: ForkPathResult): string {
   return text;
 }
 
+/** Rows of phases that took any time, then the rest of `totalNs`. */
+function phaseRows(phases: Record<string, number>, totalNs: number, rest: string): string[][] {
+  const share = (ns: number) => `${Math.round((ns / totalNs) * 100)}%`;
+  const rows: string[][] = [];
+  let counted = 0;
+  for (const [phase, what] of PHASE_ROWS) {
+    const ns = phases[phase];
+    if (ns === undefined || ns <= 0) continue;
+    counted += ns;
+    rows.push([`${phase}: ${what}`, formatNumber(ns / 1e6), share(ns)]);
+  }
+  if (totalNs > counted) rows.push([rest, formatNumber((totalNs - counted) / 1e6), share(totalNs - counted)]);
+  return rows;
+}
+
+/** Where a snapshot's time goes: the library rows' profiled call, the kernel pass alone, and the CLI's steps. */
+export function breakdownSection(scan: ScanResult): string {
+  let text = '';
+  for (const row of scan.tools) {
+    if (!row.phases?.total) continue;
+    text += `\n${row.label}, one warm snapshot() call with the phase profile on (${formatNumber(row.phases.total / 1e6)} ms):\n\n`;
+    text += markdownTable(BREAKDOWN_COLUMNS, phaseRows(row.phases, row.phases.total, 'the rest: building entries, verdict, exact starts, the result object'), 1);
+    const k = row.kernelPass;
+    if (k) {
+      const ms = (ns: number | undefined) => (ns === undefined ? 'did not load' : formatNumber(ns / 1e6));
+      text += '\nThe kernel pass alone (one iterator read, median):\n\n';
+      text += markdownTable(
+        ['program', 'ms'],
+        [
+          ['pidgen_iter_tasks, threads and argv', ms(k.withArgvNs)],
+          ['pidgen_iter_tasks, threads, no argv', ms(k.withoutArgvNs)],
+          ['plain iter/task program (BPF_CORE_READ throughout, as kernels before 5.18 run it)', ms(k.plainNs)],
+          ['minimal yardstick (direct loads, fixed records, no namespace walk, no argv)', ms(k.minimalNs)],
+        ],
+        1,
+      );
+    }
+  }
+  const steps = scan.cliSteps;
+  const cli = scan.tools.find((t) => t.id === 'pidgen-bpf-iter-cli');
+  if (steps) {
+    const whole = cli?.wallNs.median ?? steps.nodeStartNs + steps.importNs + steps.snapshotNs + steps.outputNs;
+    const row = (step: string, ns: number) => [step, formatNumber(ns / 1e6), `${Math.round((ns / whole) * 100)}%`];
+    const rows: string[][] = [row('node start (to bootstrap complete)', steps.nodeStartNs), row("loading pidgen's modules", steps.importNs)];
+    let counted = 0;
+    for (const [phase, what] of PHASE_ROWS) {
+      const ns = steps.phases[phase];
+      if (ns === undefined || ns <= 0) continue;
+      counted += ns;
+      rows.push(row(`snapshot(), ${phase}: ${what}`, ns));
+    }
+    if (steps.snapshotNs > counted) rows.push(row('snapshot(), the rest', steps.snapshotNs - counted));
+    rows.push(row('writing the JSON', steps.outputNs));
+    const total = steps.nodeStartNs + steps.importNs + steps.snapshotNs + steps.outputNs;
+    if (cli && whole > total) rows.push(row('process creation and exit, and what Node does between the steps', whole - total));
+    text +=
+      `\n\`pidgen snapshot --source bpf-iter --format json\`, step by step (median of ${steps.runs} cold processes, ` +
+      `nothing pinned; shares of the whole-process median, ${formatNumber(whole / 1e6)} ms):\n\n`;
+    text += markdownTable(BREAKDOWN_COLUMNS, rows, 1);
+  }
+  return text ? `\n#### Where a snapshot's time goes (${count(scan.tasks)} tasks)\n${text}` : '';
+}
+
 const STATUS_TEXT: Record<TargetStatus, string> = { pass: '**pass**', miss: '**MISS**', 'not measured': 'not measured' };
 
 export function renderReport(results: BenchResults): string {
@@ -97,8 +172,8 @@ export function renderReport(results: BenchResults): string {
     `Median of ${results.settings.runs} run${results.settings.runs === 1 ? '' : 's'} after a warm-up run; ` +
     'the tools take turns within each run, in alternating order. "in process": the tool timed its own scan, ' +
     'no process start in it; "process": fork to exit of the command. Peak RSS is the whole process\'s; ' +
-    'a library row\'s process took two snapshot() calls (a cold one, then the timed one).\n\n';
-  for (const scan of results.scans) text += scanSection(scan) + '\n';
+    'a library row\'s process took seven snapshot() calls (a cold one, two warm-ups, three timed: their median is shown, one profiled).\n\n';
+  for (const scan of results.scans) text += scanSection(scan) + breakdownSection(scan) + '\n';
   if (results.forkPath) text += forkSection(results.forkPath) + '\n';
   text += '### Targets\n\n';
   text += markdownTable(

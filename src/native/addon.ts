@@ -110,7 +110,8 @@ export interface NativeAddon {
   /** The numeric entries of procRoot, ascending; throws PidgenError (op readdir) naming the path and errno. */
   listPids(procRoot: string): Int32Array;
   /** Loads bpf/task_iter.bpf.c: the sleepable program (argv too) or the plain one. */
-  openTaskIterator(options: { sleepable: boolean; verbose?: boolean; pinnedDir?: string }): NativeTaskIterator;
+  /** `minimal`: `pidgen bench`'s yardstick program instead (a fixed record, nothing else). */
+  openTaskIterator(options: { sleepable: boolean; minimal?: boolean; verbose?: boolean; pinnedDir?: string }): NativeTaskIterator;
   /** openTaskIterator's load (not a pinned one) on a worker thread. */
   openTaskIteratorAsync(options: { sleepable: boolean; verbose?: boolean }): Promise<NativeTaskIterator>;
   readonly layoutVersion: number;

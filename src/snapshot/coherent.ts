@@ -33,6 +33,7 @@ import type { AllocationEvent, ExitEvent } from '../guard/guard.js';
 import { decidedByInode, sameTask } from '../model/identity.js';
 import { floorToTick, TICK_NS } from '../model/layout.js';
 import type { ExitedTask, ProcessEntry, ReusedPid, Snapshot } from '../model/snapshot.js';
+import { timed } from '../profile.js';
 import type { Source } from '../source/source.js';
 import { EntrySet, type Claim } from './entry-set.js';
 import type { Checkpoint, WindowTracker } from './window.js';
@@ -118,8 +119,9 @@ export async function walkCoherently(
 
 /** Phase walk: open a window and take one full pass inside it. */
 function openWindow(tracker: WindowTracker, source: Source, previous?: Run): Run {
-  const startNs = tracker.start();
-  const entries = new EntrySet(source.walk());
+  const startNs = timed('guard', () => tracker.start());
+  const walked = source.walk();
+  const entries = timed('index', () => new EntrySet(walked));
   return {
     startNs,
     endNs: startNs,
@@ -142,7 +144,7 @@ function openWindow(tracker: WindowTracker, source: Source, previous?: Run): Run
  * is over, undefined when another checkpoint must follow.
  */
 async function pass(run: Run, tracker: WindowTracker, source: Source, maxAttempts: number): Promise<Verdict | undefined> {
-  const checkpoint = tracker.checkpoint(source.listsThreads ? run.observed : undefined);
+  const checkpoint = timed('guard', () => tracker.checkpoint(source.listsThreads ? run.observed : undefined));
   run.endNs = checkpoint.endNs;
   if (checkpoint.taken === null) return lostTrack(run, tracker, source, checkpoint, maxAttempts);
   recordTaken(run.taken, checkpoint.taken);
@@ -158,9 +160,10 @@ async function pass(run: Run, tracker: WindowTracker, source: Source, maxAttempt
     return undefined;
   }
 
-  const suspects = findSuspects(run.entries, checkpoint.taken);
+  const taken = checkpoint.taken;
+  const suspects = timed('index', () => findSuspects(run.entries, taken));
   if (suspects.length === 0 && tracker.hasLog) {
-    const unlogged = unloggedClaims(run);
+    const unlogged = timed('index', () => unloggedClaims(run));
     if (unlogged.length > 0 && (await waitedForLateRecords(run))) return undefined;
     suspects.push(...unlogged);
   }
@@ -331,7 +334,7 @@ function dropSuspects(run: Run, suspects: readonly Claim[]): void {
  * ends again at a new checkpoint, after that re-read.
  */
 function windowEnd(run: Run, source: Source): Verdict | undefined {
-  if (verifyExited(run, source) === 0) return { coherent: true };
+  if (timed('index', () => verifyExited(run, source)) === 0) return { coherent: true };
   run.windowEndRounds++;
   if (run.windowEndRounds > WINDOW_END_ROUNDS) {
     return { coherent: false, reason: `tasks that exited kept being reaped at the window end (${WINDOW_END_ROUNDS} more checkpoints)` };

@@ -16,6 +16,7 @@ import { BpfIterSource } from '../source/bpf-iter.js';
 import { ProcfsSource } from '../source/procfs.js';
 import type { ReadSettings, Source } from '../source/source.js';
 import { chooseGuard, chooseSourceAsync, type ChosenGuard, type ChosenSource, type GuardChoice } from './choose.js';
+import { timedAsync } from '../profile.js';
 import { walkCoherently } from './coherent.js';
 import { snapshotHooks } from './hooks.js';
 
@@ -74,6 +75,7 @@ export async function snapshot(options: SnapshotOptions = {}): Promise<Snapshot>
   const { maxAttempts, threads, procRoot } = validate(options);
   const verbose = options.verbose ?? false;
   // The iterator loads on a worker thread while the guard loads here.
+  const openStart = process.hrtime.bigint();
   const pendingSource = chooseSourceAsync(options.source ?? 'auto', procRoot, verbose);
   let guard: ChosenGuard;
   try {
@@ -84,7 +86,7 @@ export async function snapshot(options: SnapshotOptions = {}): Promise<Snapshot>
   }
   let chosen: ChosenSource | undefined;
   try {
-    chosen = await pendingSource;
+    chosen = await timedAsync('open', () => pendingSource, openStart);
     const settings: ReadSettings = { procRoot, threads, pidfd: kernelAtLeast(kernelVersion(), 6, 9) };
     const source: Source = chosen.iterator ? new BpfIterSource(chosen.iterator, settings) : new ProcfsSource(settings);
     const namespace = procPidNamespace(procRoot);

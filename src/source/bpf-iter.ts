@@ -26,6 +26,7 @@ import { stateLetter, taskRecordOffsets, type TaskIterator } from '../iter/task-
 import { decodeCommAt, type DecodedText } from '../procfs/decode.js';
 import { parseCmdline, parseStat, ticksToNs } from '../procfs/parse.js';
 import { readOutcome } from './outcome.js';
+import { timed } from '../profile.js';
 import { ProcfsSource } from './procfs.js';
 import type { ReadSettings, Source } from './source.js';
 
@@ -182,14 +183,16 @@ export class BpfIterSource implements Source {
     // /proc is listed during the pass, not after it: either way the list
     // is taken inside the window, and a process it shows that the pass did
     // not is read below.
-    const { pass, listed } = this.iterator.readBytesAndList({ threads, cmdline: true }, procRoot);
-    const { entries, needArgv } = entriesFromPass(pass, threads);
-    if (needArgv.length > 0) topUpArgv(entries, readTopUp(procRoot, needArgv, { cmdline: true, pidfd }));
-    const kthreads = [...entries.values()].filter((e) => e.kernelThread).map((e) => e.pid);
-    if (kthreads.length > 0) topUpKthreadNames(entries, readTopUp(procRoot, kthreads, { cmdline: false, pidfd: false }));
-    const missed: number[] = [];
-    for (const pid of listed) if (!entries.has(pid)) missed.push(pid);
-    for (const [pid, entry] of this.#procfs.reread(missed)) entries.set(pid, entry);
+    const { pass, listed } = timed('kernel pass', () => this.iterator.readBytesAndList({ threads, cmdline: true }, procRoot));
+    const { entries, needArgv } = timed('parse', () => entriesFromPass(pass, threads));
+    timed('top-ups', () => {
+      if (needArgv.length > 0) topUpArgv(entries, readTopUp(procRoot, needArgv, { cmdline: true, pidfd }));
+      const kthreads = [...entries.values()].filter((e) => e.kernelThread).map((e) => e.pid);
+      if (kthreads.length > 0) topUpKthreadNames(entries, readTopUp(procRoot, kthreads, { cmdline: false, pidfd: false }));
+      const missed: number[] = [];
+      for (const pid of listed) if (!entries.has(pid)) missed.push(pid);
+      for (const [pid, entry] of this.#procfs.reread(missed)) entries.set(pid, entry);
+    });
     return [...entries.values()].sort((a, b) => a.pid - b.pid);
   }
 

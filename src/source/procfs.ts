@@ -7,6 +7,7 @@
 import type { ProcessEntry, ThreadEntry, UnreadableField } from '../model/snapshot.js';
 import { nativeAddon, type NativeProcessRead } from '../native/addon.js';
 import { parseCmdline, parseStat, parseStatus, ticksToNs, type ProcStat } from '../procfs/parse.js';
+import { timed } from '../profile.js';
 import { readOutcome } from './outcome.js';
 import type { ReadSettings, Source } from './source.js';
 
@@ -132,16 +133,20 @@ export function readProcessEntries(procRoot: string, pids: readonly number[] | I
   // In batches: one native call per few hundred processes keeps the call
   // count low without holding all of /proc as raw bytes at once (peak RSS).
   for (let first = 0; first < pids.length; first += READ_BATCH) {
-    const reads = addon.readProcesses(procRoot, Int32Array.from(pids.slice(first, first + READ_BATCH)), {
-      threads: options.threads,
-      cmdline: true,
-      status: true,
-      pidfd: options.pidfd,
+    const reads = timed('read', () =>
+      addon.readProcesses(procRoot, Int32Array.from(pids.slice(first, first + READ_BATCH)), {
+        threads: options.threads,
+        cmdline: true,
+        status: true,
+        pidfd: options.pidfd,
+      }),
+    );
+    timed('parse', () => {
+      for (const read of reads) {
+        const entry = toProcessEntry(read);
+        if (entry) entries.push(entry);
+      }
     });
-    for (const read of reads) {
-      const entry = toProcessEntry(read);
-      if (entry) entries.push(entry);
-    }
   }
   return entries;
 }

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BenchResults } from '../../src/bench/results.js';
 import { TOOL_IDS } from '../../src/bench/results.js';
 import { FORK_COLUMNS, SCAN_COLUMNS, TARGET_COLUMNS } from '../../src/bench/table.js';
-import { isRoot } from '../helpers/kernel.js';
+import { expectNothingLeft, isRoot } from '../helpers/kernel.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const CLI = join(root, 'dist', 'src', 'cli', 'main.js');
@@ -97,14 +97,22 @@ describe.runIf(isRoot)('[kernel] pidgen bench at 200 tasks, 1 run', () => {
     }
   });
 
-  it('[kernel] prints the fork-path table and judges all four targets', () => {
+  it('[kernel] prints the fork-path table, where a snapshot\'s time goes, and judges all eight targets', () => {
     const fork = tableAfter(run.stdout, '### Guard overhead');
     expect(fork[0]).toEqual([...FORK_COLUMNS]);
     expect(fork.slice(2).map((r) => r[0]?.split(' ')[0])).toEqual(['none', 'attached', 'attached,']);
     const targets = tableAfter(run.stdout, '### Targets');
     expect(targets[0]).toEqual([...TARGET_COLUMNS]);
-    expect(targets.slice(2)).toHaveLength(4);
+    expect(targets.slice(2)).toHaveLength(8);
+    // The breakdown: the library call's phases, and the CLI step by step.
+    expect(run.stdout).toContain("#### Where a snapshot's time goes (200 tasks)");
+    expect(tableAfter(run.stdout, 'pidgen procfs, one warm snapshot() call').slice(2).map((r) => r[0]?.split(':')[0])).toContain('parse');
     for (const row of targets.slice(2)) expect(['**pass**', '**MISS**', 'not measured']).toContain(row[2]);
+  });
+
+  it('[kernel] leaves nothing in the kernel and no pin on the host: the pinned row\'s pin lived in the bench\'s own bpffs', async () => {
+    expect(await expectNothingLeft()).toEqual({ progs: [], links: [], maps: [] });
+    expect(existsSync('/sys/fs/bpf/pidgen')).toBe(false);
   });
 
   it('[kernel] writes JSON with the machine, the settings, every sample and the targets', () => {
@@ -128,7 +136,24 @@ describe.runIf(isRoot)('[kernel] pidgen bench at 200 tasks, 1 run', () => {
     expect(procfs?.tasksSeen).toBeGreaterThanOrEqual(200);
     expect(results.forkPath).toMatchObject({ forksPerRun: 200, runs: 1 });
     expect(results.forkPath!.attach).toMatch(/task_newtask|alloc_pid/);
-    expect(results.targets.map((t) => t.id)).toEqual(['bpf-iter-vs-ps', 'procfs-vs-ref-walker', 'guard-fork-overhead', 'peak-rss']);
+    expect(results.targets.map((t) => t.id)).toEqual([
+      'bpf-iter-vs-ps',
+      'bpf-iter-vs-ps-20k',
+      'kernel-pass',
+      'cli-pinned-vs-ps',
+      'cli-vs-ps',
+      'procfs-vs-ref-walker',
+      'guard-fork-overhead',
+      'peak-rss',
+    ]);
+    // With the task iterator here: the kernel pass alone, the CLI's steps,
+    // and the CLI with a pin, which the bench's own bpffs held and dropped.
+    const bpfIter = scan!.tools.find((t) => t.id === 'pidgen-bpf-iter-library');
+    if (bpfIter) {
+      expect(bpfIter.kernelPass?.withArgvNs).toBeGreaterThan(0);
+      expect(scan!.cliSteps?.nodeStartNs).toBeGreaterThan(0);
+      expect(scan!.tools.map((t) => t.id)).toContain('pidgen-bpf-iter-cli-pinned');
+    }
   });
 
   it.runIf(existsSync('/usr/bin/python3'))('[kernel] writes an SVG that parses as XML, with one series per measured tool', () => {

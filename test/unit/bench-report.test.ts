@@ -21,6 +21,7 @@ const LABELS: Record<ToolId, [string, string, ToolResult['measures']]> = {
   'pidgen-procfs-cli': ['pidgen procfs', '`pidgen snapshot` process', 'whole-process'],
   'pidgen-bpf-iter-library': ['pidgen bpf-iter', 'snapshot() call, iterator held, in process', 'in-process'],
   'pidgen-bpf-iter-cli': ['pidgen bpf-iter', '`pidgen snapshot` process', 'whole-process'],
+  'pidgen-bpf-iter-cli-pinned': ['pidgen bpf-iter', '`pidgen snapshot` process, after `pidgen pin`', 'whole-process'],
   ps: ['ps -eLo pid,tid,ppid,stat,comm,args', 'process', 'whole-process'],
   psutil: ['psutil', 'process_iter() loop, in process', 'in-process'],
   'ref-walker': ['reference walker (C)', 'walk, in process', 'in-process'],
@@ -29,7 +30,13 @@ const LABELS: Record<ToolId, [string, string, ToolResult['measures']]> = {
 function tool(id: ToolId, ms: number[], tasks: number, rssMb = 50): ToolResult {
   const [label, what, measures] = LABELS[id];
   const wallNs = summarize(ms.map((m) => m * 1e6));
-  return { id, label, what, measures, wallNs, usPerTask: wallNs.median / 1e3 / tasks, peakRssBytes: rssMb * 1e6 };
+  const row: ToolResult = { id, label, what, measures, wallNs, usPerTask: wallNs.median / 1e3 / tasks, peakRssBytes: rssMb * 1e6 };
+  if (id === 'pidgen-bpf-iter-library') {
+    // As measured here at 5,000 tasks: 66% of the difference closed.
+    row.kernelPass = { withArgvNs: 9.0e6, withoutArgvNs: 5.5e6, plainNs: 9.2e6, minimalNs: 3.6e6 };
+    row.phases = { 'kernel pass': 9.1e6, parse: 4.2e6, guard: 0.6e6, index: 1.9e6, total: 17.5e6 };
+  }
+  return row;
 }
 
 /** A scan where time grows linearly with tasks; `perTaskUs` per tool. */
@@ -48,14 +55,23 @@ function scan(tasks: number, perTaskUs: Partial<Record<ToolId, number>>, options
       ? [{ id: 'pidgen-bpf-iter-library', label: 'pidgen bpf-iter (snapshot() call, in process)', reason: "source 'bpf-iter' is not available" }]
       : [],
     populationSeconds: 0.5,
+    cliSteps: {
+      nodeStartNs: 117e6,
+      importNs: 54e6,
+      snapshotNs: 122e6,
+      phases: { open: 81e6, 'kernel pass': 12e6, parse: 14e6, guard: 3e6, index: 4e6 },
+      outputNs: 17e6,
+      runs: 3,
+    },
   };
 }
 
 const PER_TASK: Partial<Record<ToolId, number>> = {
-  'pidgen-procfs-library': 40,
+  'pidgen-procfs-library': 33,
   'pidgen-procfs-cli': 90,
   'pidgen-bpf-iter-library': 2,
-  'pidgen-bpf-iter-cli': 60,
+  'pidgen-bpf-iter-cli': 70,
+  'pidgen-bpf-iter-cli-pinned': 20,
   ps: 80,
   psutil: 100,
   'ref-walker': 30,
@@ -129,8 +145,8 @@ describe('the Markdown report', () => {
 
   it('gives the median in ms, the range, µs per task and peak RSS in MB', () => {
     const row = tableAfter(report, '### 5,000 tasks').find((r) => r[0] === 'pidgen procfs' && r[1] === 'snapshot() call, in process')!;
-    expect(row[2]).toBe('200'); // 40 µs × 5,000
-    expect(row[3]).toBe('196–210');
+    expect(row[2]).toBe('165'); // 33 µs × 5,000
+    expect(row[3]).toBe('162–173');
     expect(row[6]).toBe('50.0');
   });
 
@@ -145,7 +161,42 @@ describe('the Markdown report', () => {
   it('judges every target, pass or MISS, in its own table', () => {
     const rows = tableAfter(report, '### Targets');
     expect(rows[0]).toEqual([...TARGET_COLUMNS]);
-    expect(rows.slice(2).map((r) => r[2])).toEqual(['**pass**', '**pass**', '**pass**', '**pass**']);
+    expect(rows.slice(2).map((r) => r[2])).toEqual(Array(8).fill('**pass**'));
+    expect(rows.slice(2).map((r) => r[0])).toEqual([
+      'pidgen bpf-iter snapshot() (guard and iterator held) at least 30× faster than `ps -eLo` at 5,000 tasks',
+      'pidgen bpf-iter snapshot() (guard and iterator held) at least 30× faster than `ps -eLo` at 20,000 tasks',
+      "the kernel pass: at least 50% of its difference from a minimal iterator closed (pidgen's program without argv against the plain BPF_CORE_READ program it started from) at 5,000 tasks",
+      '`pidgen snapshot` (bpf-iter) as a process, with a pin in place, at least 3× faster than `ps -eLo` at 5,000 tasks',
+      '`pidgen snapshot` (bpf-iter) as a process, nothing pinned, faster than `ps -eLo` at 5,000 tasks',
+      "pidgen procfs snapshot() within 1.2× of the reference C walker at 5,000 tasks",
+      'BPF guard overhead on fork+exit+wait at most 1% (guard attached, idle)',
+      '`pidgen snapshot` peak RSS under 150 MB at 20,000 tasks',
+    ]);
+  });
+
+  it("shows where a snapshot's time goes: the library call's phases, the kernel pass alone, and the CLI's steps", () => {
+    const report = renderReport(results([scan(5000, PER_TASK)]));
+    expect(report).toContain("#### Where a snapshot's time goes (5,000 tasks)");
+    const library = tableAfter(report, 'pidgen bpf-iter, one warm snapshot() call');
+    expect(library.slice(2).map((r) => r[0]!.split(':')[0])).toEqual(['kernel pass', 'parse', 'guard', 'index', 'the rest']);
+    expect(library[2]?.slice(1)).toEqual(['9.10', '52%']);
+    const kernel = tableAfter(report, 'The kernel pass alone');
+    expect(kernel.slice(2).map((r) => r[1])).toEqual(['9.00', '5.50', '9.20', '3.60']);
+    const cli = tableAfter(report, '`pidgen snapshot --source bpf-iter --format json`, step by step');
+    expect(cli.slice(2).map((r) => r[0]!.split(':')[0])).toEqual([
+      'node start (to bootstrap complete)',
+      "loading pidgen's modules",
+      'snapshot(), open',
+      'snapshot(), kernel pass',
+      'snapshot(), parse',
+      'snapshot(), guard',
+      'snapshot(), index',
+      'snapshot(), the rest',
+      'writing the JSON',
+      'process creation and exit, and what Node does between the steps',
+    ]);
+    // 70 µs × 5,000 tasks: the whole-process median the shares are of.
+    expect(report).toContain('shares of the whole-process median, 350 ms');
   });
 
   it('names a skipped tool and why', () => {
@@ -188,7 +239,21 @@ describe('evaluateTargets', () => {
     // The kernel's statistics of the program decide; paired timing is shown too.
     expect(t['guard-fork-overhead']?.measured).toMatch(/^the programs themselves \(kernel BPF statistics\): \+3\.0% idle, .*; paired timing: \+3\.0% idle/);
     expect(t['peak-rss']).toMatchObject({ status: 'miss' });
-    expect(t['peak-rss']?.measured).toBe('180.0 MB (pidgen procfs); a library process after two snapshot() calls: 180.0 MB (pidgen procfs)');
+    expect(t['peak-rss']?.measured).toBe('180.0 MB (pidgen procfs); a library process after its seven snapshot() calls: 180.0 MB (pidgen procfs)');
+  });
+
+  it('judges the CLI with a pin and without, and the kernel pass against the minimal iterator', () => {
+    const slow = byId(
+      results([scan(5000, { ...PER_TASK, 'pidgen-bpf-iter-cli': 100, 'pidgen-bpf-iter-cli-pinned': 40 }), scan(20000, { ...PER_TASK, 'pidgen-bpf-iter-library': 4 })]),
+    );
+    expect(slow['cli-vs-ps']).toMatchObject({ status: 'miss', measured: '1.25× slower' });
+    expect(slow['cli-pinned-vs-ps']).toMatchObject({ status: 'miss', measured: '2.00× faster' });
+    expect(slow['bpf-iter-vs-ps-20k']).toMatchObject({ status: 'miss', measured: '20.0× faster' });
+    expect(byId(FULL)['kernel-pass']?.measured).toBe('66% closed: 5.5 ms without argv, minimal 3.6 ms, plain 9.2 ms; argv adds 3.5 ms');
+    const { 'pidgen-bpf-iter-cli-pinned': _none, ...unpinned } = PER_TASK;
+    const skipped = scan(5000, unpinned);
+    skipped.skipped.push({ id: 'pidgen-bpf-iter-cli-pinned', label: 'pidgen bpf-iter', reason: 'pidgen pin exited with 1: no bpffs' });
+    expect(byId(results([skipped]))['cli-pinned-vs-ps']).toMatchObject({ status: 'not measured', measured: 'pidgen bpf-iter skipped: pidgen pin exited with 1: no bpffs' });
   });
 
   it('judges the fork overhead by the program\'s own run time when the kernel reports it, not by noisy paired timing', () => {
