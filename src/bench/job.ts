@@ -8,6 +8,19 @@ import type { SnapshotSource } from '../model/snapshot.js';
 import type { BenchHelpers } from './helpers.js';
 import type { ForkPathResult, ScanResult } from './results.js';
 
+/**
+ * snapshot() calls a library row's process makes after its first (cold) one
+ * before timing, and calls timed (their median is the row). A library user
+ * who holds a TaskIterator takes snapshots over and over, so the bpf-iter row
+ * is timed once V8 has optimized the parse (a few calls were not enough: the
+ * median of calls 4-6 was 16 ms at 5,000 tasks, of calls 11-19 about 12 ms).
+ * A procfs call at 20,000 tasks takes most of a second, so it gets fewer.
+ */
+export const LIBRARY_CALLS: Record<SnapshotSource, { warmUp: number; timed: number }> = {
+  'bpf-iter': { warmUp: 10, timed: 9 },
+  procfs: { warmUp: 2, timed: 3 },
+};
+
 /** Create a population of processes × threadsPerProcess tasks and time every tool on it. */
 export interface ScanJob {
   mode: 'scan';

@@ -336,7 +336,7 @@ export function evaluateTargets(scans: readonly ScanResult[], forkPath: ForkPath
 
   {
     // Judged on processes that take one snapshot, as `pidgen snapshot` does;
-    // the library rows' process takes seven (cold, warm-ups, timed,
+    // the library rows' process takes many (cold, warm-ups, timed,
     // profiled) in one heap, so its peak is shown beside it, not judged.
     const description = `\`pidgen snapshot\` peak RSS under ${PEAK_RSS_TARGET_BYTES / 1e6} MB at ${count(RSS_TARGET_TASKS)} tasks`;
     const scan = scans.find((s) => s.tasks === RSS_TARGET_TASKS);
@@ -353,7 +353,7 @@ export function evaluateTargets(scans: readonly ScanResult[], forkPath: ForkPath
       });
     } else {
       const cli = worst(cliRows);
-      const library = libraryRows.length ? `; a library process after its seven snapshot() calls: ${mb(worst(libraryRows))}` : '';
+      const library = libraryRows.length ? `; a library process after its snapshot() calls: ${mb(worst(libraryRows))}` : '';
       targets.push({
         id: 'peak-rss',
         description,

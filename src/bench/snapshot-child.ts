@@ -9,7 +9,7 @@
  * (untimed: a library user holds one Guard and one TaskIterator across
  * snapshots; the CLI row of the bench pays the loads), then calls snapshot()
  * with threads and cmdline: the first call pays V8's cold start on pidgen's
- * parsers; after WARM_UP_CALLS more, the median of TIMED_CALLS is the steady
+ * parsers; after LIBRARY_CALLS[source].warmUp more, the median of .timed is the steady
  * state the bench reports; one more runs with the phase profile on
  * (src/profile.ts) for the breakdown. For bpf-iter it then times the kernel
  * pass alone (kernelPass below). Prints
@@ -27,12 +27,10 @@
 // Only the basics at the top: cli-phases times the loading of the rest.
 import { PidgenError, UsageError } from '../errors.js';
 import type { TaskIterator } from '../iter/task-iter.js';
+import { LIBRARY_CALLS } from './job.js';
 import type { SnapshotSource } from '../model/snapshot.js';
 import { startProfile, stopProfile } from '../profile.js';
 
-/** Calls after the first (cold) one before timing, and calls timed (their median is reported). */
-const WARM_UP_CALLS = 2;
-const TIMED_CALLS = 3;
 
 function print(report: object): void {
   process.stdout.write(JSON.stringify(report) + '\n');
@@ -112,11 +110,12 @@ async function library(source: SnapshotSource): Promise<void> {
     await snapshot(options);
     const firstCallNs = since(t0);
     // The steady state a library user who holds the guard sees: after V8
-    // has compiled the hot loops (a couple of calls), the median of three.
-    for (let i = 0; i < WARM_UP_CALLS; i++) await snapshot(options);
+    // has optimized the hot loops (see LIBRARY_CALLS).
+    const calls = LIBRARY_CALLS[source];
+    for (let i = 0; i < calls.warmUp; i++) await snapshot(options);
     const timed: number[] = [];
     let result = await snapshot(options);
-    for (let i = 0; i < TIMED_CALLS; i++) {
+    for (let i = 0; i < calls.timed; i++) {
       const start = nowNs();
       result = await snapshot(options);
       timed.push(since(start));

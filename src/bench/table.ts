@@ -1,5 +1,6 @@
 /** `pidgen bench`'s report: Markdown tables, readable in a terminal and pasteable into a README. */
 import { signedPercent, type BenchResults, type ForkPathResult, type Machine, type ScanResult, type TargetStatus } from './results.js';
+import { LIBRARY_CALLS } from './job.js';
 
 /** Column headers of a scan table, in order. */
 export const SCAN_COLUMNS = ['tool', 'timed', 'median ms', 'range ms', 'µs/task', 'vs ps -eLo', 'peak RSS MB'] as const;
@@ -165,6 +166,12 @@ export function breakdownSection(scan: ScanResult): string {
 
 const STATUS_TEXT: Record<TargetStatus, string> = { pass: '**pass**', miss: '**MISS**', 'not measured': 'not measured' };
 
+function libraryCallsText(): string {
+  return (Object.entries(LIBRARY_CALLS) as [string, { warmUp: number; timed: number }][])
+    .map(([source, c]) => `${source} ${c.warmUp} warm-up and ${c.timed} timed`)
+    .join(', ');
+}
+
 export function renderReport(results: BenchResults): string {
   let text = '## pidgen bench\n\n';
   text += `${machineLine(results.machine, results.pidgenVersion)}\n\n`;
@@ -172,7 +179,7 @@ export function renderReport(results: BenchResults): string {
     `Median of ${results.settings.runs} run${results.settings.runs === 1 ? '' : 's'} after a warm-up run; ` +
     'the tools take turns within each run, in alternating order. "in process": the tool timed its own scan, ' +
     'no process start in it; "process": fork to exit of the command. Peak RSS is the whole process\'s; ' +
-    'a library row\'s process took seven snapshot() calls (a cold one, two warm-ups, three timed: their median is shown, one profiled).\n\n';
+    `a library row's process made one cold snapshot() call, then warm-up calls, then timed calls (their median is shown), then one profiled: ${libraryCallsText()}.\n\n`;
   for (const scan of results.scans) text += scanSection(scan) + breakdownSection(scan) + '\n';
   if (results.forkPath) text += forkSection(results.forkPath) + '\n';
   text += '### Targets\n\n';
