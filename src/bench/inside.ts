@@ -227,6 +227,19 @@ function scanTools(job: ScanJob): Tool[] {
       return { wallNs: stat.wallNs, rssBytes: stat.maxRssKb * 1024 };
     },
   });
+  // The floor under every `pidgen snapshot` row: Node starting and exiting
+  // with nothing to do.
+  tools.push({
+    id: 'node-start',
+    label: 'node -e 0',
+    what: 'process: Node starting and exiting, nothing else',
+    measures: 'whole-process',
+    run() {
+      const stat = runMeasured(runstat, '/dev/null', job.node, ['-e', '0']);
+      if (stat.exitCode !== 0) throw new Error(`node -e 0 exited with ${stat.exitCode}: ${firstLine(stat.stderr)}`);
+      return { wallNs: stat.wallNs, rssBytes: stat.maxRssKb * 1024 };
+    },
+  });
   tools.push({
     id: 'psutil',
     label: 'psutil',

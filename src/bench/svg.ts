@@ -20,6 +20,7 @@ const COLORS: Record<ToolId, string> = {
   ps: '#d73027',
   psutil: '#f28e2b',
   'ref-walker': '#555555',
+  'node-start': '#999999',
 };
 
 /** Whole-process timings are dashed, in-process ones solid. */

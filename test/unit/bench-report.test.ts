@@ -25,6 +25,7 @@ const LABELS: Record<ToolId, [string, string, ToolResult['measures']]> = {
   ps: ['ps -eLo pid,tid,ppid,stat,comm,args', 'process', 'whole-process'],
   psutil: ['psutil', 'process_iter() loop, in process', 'in-process'],
   'ref-walker': ['reference walker (C)', 'walk, in process', 'in-process'],
+  'node-start': ['node -e 0', 'process: Node starting and exiting, nothing else', 'whole-process'],
 };
 
 function tool(id: ToolId, ms: number[], tasks: number, rssMb = 50): ToolResult {
@@ -250,6 +251,12 @@ describe('evaluateTargets', () => {
     expect(slow['cli-pinned-vs-ps']).toMatchObject({ status: 'miss', measured: '2.00× faster' });
     expect(slow['bpf-iter-vs-ps-20k']).toMatchObject({ status: 'miss', measured: '20.0× faster' });
     expect(byId(FULL)['kernel-pass']?.measured).toBe('66% closed: 5.5 ms without argv, minimal 3.6 ms, plain 9.2 ms; argv adds 3.5 ms');
+    // With Node's own start measured, a whole-process miss says what is left for pidgen.
+    const floored = byId(results([scan(5000, { ...PER_TASK, 'pidgen-bpf-iter-cli-pinned': 40, 'node-start': 20 })]));
+    // ps 400 ms, so 3× is 133 ms; node -e 0 takes 100 ms.
+    expect(floored['cli-pinned-vs-ps']?.measured).toBe('2.00× faster; an empty `node -e 0` takes 100 ms here, so the target (133 ms) leaves 33 ms for pidgen');
+    const starved = byId(results([scan(5000, { ...PER_TASK, 'pidgen-bpf-iter-cli-pinned': 40, 'node-start': 30 })]));
+    expect(starved['cli-pinned-vs-ps']?.measured).toContain('so the target (133 ms) is below what any Node program takes');
     const { 'pidgen-bpf-iter-cli-pinned': _none, ...unpinned } = PER_TASK;
     const skipped = scan(5000, unpinned);
     skipped.skipped.push({ id: 'pidgen-bpf-iter-cli-pinned', label: 'pidgen bpf-iter', reason: 'pidgen pin exited with 1: no bpffs' });
