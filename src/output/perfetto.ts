@@ -7,13 +7,17 @@
  * CLOCK_BOOTTIME timestamp (`timestamp_clock_id` = BUILTIN_CLOCK_BOOTTIME),
  * the clock the snapshot was taken in and traced's default trace clock.
  *
- * What the trace holds, in timestamp order:
+ * A standalone trace holds, in timestamp order:
  *
+ *   (first)             ClockSnapshot: BOOTTIME, REALTIME and MONOTONIC read
+ *                       together, BOOTTIME primary, so the UI can show wall
+ *                       time.
  *   window.startNs      ProcessTree: every process and thread of the snapshot
  *                       that held its number for the whole window.
- *   atNs (each reuse)   FtraceEventBundle with one synthesized `task_newtask`
- *                       for the number a new task took at atNs.
- *   atNs + 1            ProcessTree: the new task's process entry and threads.
+ *   atNs - 1 (a reuse)  FtraceEventBundle with a `sched_process_free` for the
+ *                       number: the old holder ends (it freed the number
+ *                       before the new task took it).
+ *   atNs                ProcessTree: the new holder and its threads.
  *
  * ProcessTree fields follow traced_probes (src/traced/probes/ps/
  * process_stats_data_source.cc): `pid` is the root-namespace PID and `nspid`
@@ -21,52 +25,62 @@
  * threads, zombies) is written as the comm with `cmdline_is_comm`. Fields the
  * walker could not read (`unreadable`) are left out, never guessed.
  *
- * ## Why PID reuse is written as a `task_newtask` event
+ * ## How a reused PID is split, read from trace_processor's code
  *
  * trace_processor resolves the PID or TID named by every event to a process
  * (upid) and thread (utid) at parse time, in timestamp order, through
  * ProcessTracker (src/trace_processor/importers/common/process_tracker.cc):
  *
- * - A ProcessTree packet does not start a new process for a PID it already
- *   knows. SystemProbesParser::ParseProcessTree
- *   (importers/proto/system_probes_parser.cc) calls
- *   ProcessTracker::GetOrCreateProcess(pid), which returns the upid already
- *   in `pids_`, and then UpdateProcessWithParent(), which starts a new process
- *   only when the known parent upid differs from the new one (older versions,
- *   through SetProcessMetadata(pid, ppid, ...), never do). Two ProcessTree
- *   packets for a reused PID whose old and new task have the same parent, or
- *   whose old task's parent was never seen, are merged into one process. So a
- *   second ProcessTree alone is not enough.
- * - A `task_newtask` ftrace event is. FtraceParser::ParseTaskNewTask
- *   (importers/ftrace/ftrace_parser.cc) calls ProcessTracker::StartNewProcess
- *   (no CLONE_THREAD in clone_flags), which erases the PID from `pids_` (and,
- *   in current versions, `tids_`) and creates a fresh upid and main-thread
- *   utid starting at the event's timestamp; with CLONE_THREAD it calls StartNewThread plus
- *   AssociateThreads, a fresh utid bound to the creating thread's process.
- *   Events before atNs have already been resolved to the old upid/utid;
- *   GetThreadOrNull() walks `tids_` newest first, so events from atNs on
- *   resolve to the new ones. That is the split the issue asks for.
- * - The new task's ProcessTree goes 1 ns after the event, never at the same
- *   instant: if trace_processor parsed it first it would write the new task's
- *   cmdline, uid and start onto the old process. At atNs + 1 it lands on the
- *   upid StartNewProcess just made (same parent, so UpdateProcessWithParent
- *   keeps it).
- * - `sched_process_free` for the old task is deliberately not written: it
- *   fires after the PID is freed, so it can follow the new task's creation
- *   (release_task() frees the PID first), and ProcessTracker::EndThread would then end the new task.
+ * - A ProcessTree never starts a new process for a PID it already knows
+ *   (SystemProbesParser::ParseProcessTree: GetOrCreateProcess, then
+ *   SetProcessParent on the upid it got). So a second ProcessTree alone
+ *   would merge the new holder into the old one.
+ * - `sched_process_free` ends the thread (FtraceParser::
+ *   ParseSchedProcessFree → ProcessTracker::EndThread): it sets its end
+ *   time, drops the TID from `tids_`, and for a main thread ends the
+ *   process and drops the PID from `pids_`. The next ProcessTree naming the
+ *   number then creates a fresh process and thread. A free opens no thread
+ *   state and names no parent, which is why standalone traces use it.
+ * - `task_newtask` also splits (ParseTaskNewTask → StartNewProcess, or
+ *   StartNewThread with CLONE_THREAD), but it opens a "Runnable" thread
+ *   state (ThreadStateTracker::PushNewTaskEvent) that only a later
+ *   sched_switch closes, and it names the creating task as the parent.
+ *   In a recording the kernel writes it, so `--append` uses it there: the
+ *   recording's own event where it has one, else pidgen's, with the
+ *   creating task taken from the snapshot (never pid 0, which
+ *   trace_processor shows as swapper).
+ *
+ * ## --append: what stays as it was
+ *
+ * appendPerfetto reads the recording first (perfetto-recording.ts) and:
+ * - puts the baseline right after the recording's first ClockSnapshot, so
+ *   the recording's clock stays the trace clock (the first ClockSnapshot
+ *   fixes it; a timestamp read earlier would fix it first), and before the
+ *   recording's data, so trace_processor's sorter, which extracts events at
+ *   the recorder's flush points and drops events older than what it has
+ *   extracted, sorts the baseline in; the recording's packets are not
+ *   changed, only moved after pidgen's;
+ * - writes all its ftrace events in one CPU-0 bundle that carries the
+ *   recording's CPU-0 first-bundle `previous_bundle_end_timestamp` (and
+ *   ftrace clock), because only a cpu's first bundle is read for where its
+ *   data becomes valid (FtraceTokenizer::TokenizeFtraceBundle);
+ * - for a hand-over whose kernel `task_newtask` the recording holds, adds no
+ *   event of its own and describes the new holder at window.endNs (or just
+ *   after the kernel's event), on the process that event started: the
+ *   window is coherent, so the number did not change hands again before
+ *   window.endNs;
+ * - stamps its ftrace events no earlier than the point from which
+ *   trace_processor keeps ftrace events (tracing_started, and the latest
+ *   cpu's first valid data), so none is dropped while the ProcessTree after
+ *   it is kept. A hand-over inside that span is split where the span ends.
  *
  * Limits, from the same code:
- * - FtraceParser::MaybeOnFirstFtraceEvent drops ftrace events before the
- *   recorded trace's tracing_started and skips (soft-drops) them before the
- *   point where all of its per-cpu buffers are valid. A reuse inside that
- *   span is not split; it only matters if the span holds events of the old
- *   task from another data source.
- * - If the recorded trace itself has the real `task_newtask` (shortly after
- *   atNs, at the end of copy_process()), trace_processor starts a second new
- *   process there; events still split correctly at the reuse, but the
- *   cmdline and uid stay on the short-lived first one.
- * - A number reused in the window whose new task is not in the snapshot is
- *   written as a fork from an unknown parent (pid 0), with no comm.
+ * - A recording's own `sched_process_free` for the old holder can come after
+ *   the new task's creation (the kernel frees the task struct an RCU grace
+ *   period after it freed the PID), and then ends the new holder in
+ *   trace_processor; pidgen leaves the recording's events as they are.
+ * - In a recording without sched_switch events, the Runnable state a
+ *   task_newtask opens (the kernel's or pidgen's alike) is closed by nothing.
  */
 
 import { join } from 'node:path';
@@ -74,6 +88,15 @@ import protobuf from 'protobufjs';
 import { PidgenError } from '../errors.js';
 import { packageRoot } from '../package.js';
 import type { ProcessEntry, Snapshot, ThreadEntry } from '../model/snapshot.js';
+import { nativeAddon } from '../native/addon.js';
+import {
+  BUILTIN_CLOCK_MONOTONIC,
+  BUILTIN_CLOCK_REALTIME,
+  readRecording,
+  recordedNewTask,
+  type FirstBundle,
+  type RecordingFacts,
+} from './perfetto-recording.js';
 
 /** Absolute path of the .proto the writer encodes with; it ships in the package. */
 export const PERFETTO_PROTO_PATH = join(packageRoot, 'proto', 'perfetto_subset.proto');
@@ -123,6 +146,13 @@ export interface PerfettoOptions {
    * its namespace-local number as `pid` would name another root process.
    */
   onUnmappedPid?: (nsPid: number) => void;
+  /**
+   * The clocks a standalone trace's ClockSnapshot relates, read together
+   * (nanoseconds). Default: read when the trace is written, which relates
+   * them as well as at snapshot time unless the host suspended or its wall
+   * clock was stepped in between.
+   */
+  clocks?: { boottimeNs: bigint; realtimeNs: bigint; monotonicNs: bigint };
 }
 
 /**
@@ -134,34 +164,63 @@ export interface PerfettoOptions {
  * missing from the installed package.
  */
 export function toPerfetto(snapshot: Snapshot, options: PerfettoOptions = {}): Uint8Array {
-  const packets = buildPackets(snapshot, options);
+  const clocks = options.clocks ?? readClocks();
+  const packets = [clockSnapshotPacket(clocks), ...buildPackets(snapshot, options, undefined)];
   return schema().trace.encode({ packet: packets }).finish();
 }
 
 /**
  * Adds the snapshot's packets to an existing serialized trace and returns the
- * combined trace; `existing` is not modified.
+ * combined trace; `existing` is not modified, and its packets come out
+ * unchanged, in their order.
  *
- * A `Trace` is only a sequence of `packet` (field 1) records, so two traces
- * concatenated are one trace with the packets of both; no decoding is needed.
- * The snapshot's packets are put *first*: trace_processor's sorter
- * (src/trace_processor/sorter/trace_sorter.h) extracts events incrementally
- * at the recorder's flush/read-buffer service events (write_into_file
- * traces), then counts as `sorter_push_event_out_of_order`, and in current
- * versions discards, any later-read event older than what it already pushed. A baseline read last, stamped before the recorded events,
- * would be dropped; read first, it is sorted in with them. Order in the file
- * carries no other meaning.
+ * A `Trace` is only a sequence of `packet` (field 1) records, so packets can
+ * be put between two of a trace's without decoding the rest. The baseline
+ * goes right after the recording's first ClockSnapshot (first when it has
+ * none), and its events are fitted to the recording as the header of this
+ * file explains: no second task_newtask for a hand-over the recording has,
+ * the recording's CPU-0 first-bundle bookkeeping kept, nothing stamped where
+ * trace_processor would drop it. No ClockSnapshot of pidgen's is added: the
+ * recording's clock stays the trace's.
  *
  * Throws a PidgenError (code `EBADTRACE`) when `existing` is not a plain,
  * complete Perfetto trace: gzip-compressed, another format, or truncated.
  */
 export function appendPerfetto(existing: Uint8Array, snapshot: Snapshot, options: PerfettoOptions = {}): Uint8Array {
-  checkTraceFraming(existing);
-  const baseline = toPerfetto(snapshot, options);
+  const recording = readRecording(existing);
+  const baseline = schema().trace.encode({ packet: buildPackets(snapshot, options, recording) }).finish();
   const combined = new Uint8Array(baseline.length + existing.length);
-  combined.set(baseline, 0);
-  combined.set(existing, baseline.length);
+  combined.set(existing.subarray(0, recording.insertAt), 0);
+  combined.set(baseline, recording.insertAt);
+  combined.set(existing.subarray(recording.insertAt), recording.insertAt + baseline.length);
   return combined;
+}
+
+/** BOOTTIME, REALTIME and MONOTONIC now; BOOTTIME is the midpoint of two MONOTONIC reads' bracket. */
+function readClocks(): { boottimeNs: bigint; realtimeNs: bigint; monotonicNs: bigint } {
+  // process.hrtime is CLOCK_MONOTONIC (libuv's uv_hrtime); Node has no
+  // CLOCK_BOOTTIME, the addon reads it.
+  const before = process.hrtime.bigint();
+  const boottimeNs = nativeAddon().boottimeNs();
+  const after = process.hrtime.bigint();
+  const realtimeNs = BigInt(Date.now()) * 1_000_000n;
+  return { boottimeNs, realtimeNs, monotonicNs: (before + after) / 2n };
+}
+
+function clockSnapshotPacket(clocks: { boottimeNs: bigint; realtimeNs: bigint; monotonicNs: bigint }): PacketMessage {
+  return {
+    timestamp: u64('clock snapshot boottime', clocks.boottimeNs),
+    timestamp_clock_id: BUILTIN_CLOCK_BOOTTIME,
+    trusted_packet_sequence_id: PIDGEN_SEQUENCE_ID,
+    clock_snapshot: {
+      clocks: [
+        { clock_id: BUILTIN_CLOCK_BOOTTIME, timestamp: u64('clock snapshot boottime', clocks.boottimeNs) },
+        { clock_id: BUILTIN_CLOCK_REALTIME, timestamp: u64('clock snapshot realtime', clocks.realtimeNs) },
+        { clock_id: BUILTIN_CLOCK_MONOTONIC, timestamp: u64('clock snapshot monotonic', clocks.monotonicNs) },
+      ],
+      primary_trace_clock: BUILTIN_CLOCK_BOOTTIME,
+    },
+  };
 }
 
 // --- the schema ------------------------------------------------------------
@@ -223,12 +282,31 @@ interface TaskNewtaskMessage {
   clone_flags: U64;
 }
 
+interface FtraceEventMessage {
+  timestamp: U64;
+  /** The task that raised the event (root namespace). */
+  pid: number;
+  task_newtask?: TaskNewtaskMessage;
+  sched_process_free?: { pid: number; comm?: string };
+}
+
+interface BundleMessage {
+  cpu: number;
+  event: FtraceEventMessage[];
+  ftrace_clock?: number;
+  ftrace_timestamp?: U64 | number;
+  boot_timestamp?: U64 | number;
+  previous_bundle_end_timestamp?: U64;
+  last_read_event_timestamp?: U64;
+}
+
 interface PacketMessage {
   timestamp: U64;
   timestamp_clock_id: number;
   trusted_packet_sequence_id: number;
   process_tree?: { processes: ProcessMessage[]; threads: ThreadMessage[]; collection_end_timestamp: U64 };
-  ftrace_events?: { cpu: number; event: { timestamp: U64; pid: number; task_newtask: TaskNewtaskMessage }[] };
+  ftrace_events?: BundleMessage;
+  clock_snapshot?: { clocks: { clock_id: number; timestamp: U64 }[]; primary_trace_clock: number };
 }
 
 /** One ProcessTree packet's content, keyed by its timestamp. */
@@ -237,21 +315,75 @@ interface TreeAt {
   threads: ThreadMessage[];
 }
 
-/** One synthesized task creation. */
-interface NewTask {
-  atNs: bigint;
-  /** Root-namespace TID of the creating task; 0 when unknown. */
-  sourceTid: number;
-  newTask: TaskNewtaskMessage;
+/** A synthesized ftrace event, in BOOTTIME. */
+interface EventAt {
+  ts: bigint;
+  pid: number;
+  task_newtask?: TaskNewtaskMessage;
+  sched_process_free?: { pid: number; comm?: string };
 }
 
-function buildPackets(snapshot: Snapshot, options: PerfettoOptions): PacketMessage[] {
+/** A hand-over to place: the new holder's number, and what is known of who made it. */
+interface HandOver {
+  atNs: bigint;
+  /** Root-namespace number of the new task. */
+  rootTid: number;
+  comm?: string;
+  /** Root-namespace TID of the task that created it, when known. */
+  creator?: number;
+  cloneFlags: number;
+  what: string;
+}
+
+/**
+ * Where each hand-over's events go and when its new holder is described:
+ * the rules of the file header, standalone and appended.
+ */
+class HandOvers {
+  readonly events: EventAt[] = [];
+
+  constructor(
+    private readonly recording: RecordingFacts | undefined,
+    private readonly window: Snapshot['window'],
+  ) {}
+
+  /** Writes what splits the number at the hand-over; returns when the new holder may be described. */
+  place(h: HandOver): bigint {
+    const recording = this.recording;
+    if (!recording) return this.free(h, maxBig(h.atNs - 1n, this.window.startNs));
+    const validFrom = recording.ftraceValidFromNs;
+    const kernel = recordedNewTask(recording, h.rootTid, h.atNs, this.window.endNs);
+    if (kernel !== undefined) {
+      // The recording's event starts the new process. If trace_processor
+      // drops it (before the recording's valid data), end the old holder
+      // where the data becomes valid instead.
+      if (kernel < validFrom) this.free(h, validFrom);
+      return maxBig(this.window.endNs, maxBig(kernel, validFrom) + 1n);
+    }
+    const at = maxBig(h.atNs, validFrom);
+    if (h.creator === undefined) return this.free(h, maxBig(h.atNs - 1n, validFrom));
+    this.events.push({
+      ts: at,
+      pid: h.creator,
+      task_newtask: { pid: h.rootTid, ...(h.comm !== undefined ? { comm: h.comm } : {}), clone_flags: u64(`${h.what} clone_flags`, BigInt(h.cloneFlags)) },
+    });
+    return at + 1n;
+  }
+
+  /** A sched_process_free for the number at `ts`: the old holder ends there. */
+  private free(h: HandOver, ts: bigint): bigint {
+    this.events.push({ ts, pid: h.rootTid, sched_process_free: { pid: h.rootTid } });
+    return ts + 1n;
+  }
+}
+
+function buildPackets(snapshot: Snapshot, options: PerfettoOptions, recording: RecordingFacts | undefined): PacketMessage[] {
   const mapper = new PidMapper(options);
   const reuses = new ReuseIndex(snapshot);
   const windowStart = snapshot.window.startNs;
   const trees = new Map<bigint, TreeAt>();
-  const newTasks: NewTask[] = [];
-  const claimed = new Set<string>();
+  const handOvers = new HandOvers(recording, snapshot.window);
+  const placed = new Set<string>();
 
   const treeAt = (ts: bigint): TreeAt => {
     let tree = trees.get(ts);
@@ -263,77 +395,113 @@ function buildPackets(snapshot: Snapshot, options: PerfettoOptions): PacketMessa
     const rootPid = mapper.map(process.pid);
     if (rootPid === undefined) continue;
     const processReuse = reuses.owning(process.pid, process.pid);
-    const processTs = processReuse === undefined ? windowStart : processReuse + 1n;
     const rootPpid = mapper.parent(process);
-    treeAt(processTs).processes.push(processMessage(process, rootPid, rootPpid, mapper.namespaced));
-
+    let processTs = windowStart;
     if (processReuse !== undefined) {
-      claimed.add(ReuseIndex.key(process.pid, processReuse));
-      newTasks.push({
+      placed.add(ReuseIndex.key(process.pid, processReuse));
+      processTs = handOvers.place({
         atNs: processReuse,
-        sourceTid: rootPpid ?? 0,
-        newTask: {
-          pid: rootPid,
-          comm: process.comm,
-          clone_flags: u64(`processes[pid=${process.pid}] clone_flags`, BigInt(process.kernelThread ? KTHREAD_FLAGS : FORK_FLAGS)),
-        },
+        rootTid: rootPid,
+        comm: process.comm,
+        // ppid 0 is "no parent here" (PID 1, kthreadd, a parent outside the
+        // namespace): never written as a creator.
+        ...(rootPpid ? { creator: rootPpid } : {}),
+        cloneFlags: process.kernelThread ? KTHREAD_FLAGS : FORK_FLAGS,
+        what: `processes[pid=${process.pid}]`,
       });
     }
+    treeAt(processTs).processes.push(processMessage(process, rootPid, rootPpid, mapper.namespaced));
 
     for (const thread of process.threads) {
       const rootTid = thread.tid === process.pid ? rootPid : mapper.map(thread.tid);
       if (rootTid === undefined) continue;
       // A thread belongs to the process entry it is listed under, so it can
       // be described no earlier than that entry.
-      const threadReuse = thread.tid === process.pid ? processReuse : reuses.owning(thread.tid, process.pid);
-      const threadTs = threadReuse === undefined ? processTs : maxBig(processTs, threadReuse + 1n);
-      treeAt(threadTs).threads.push(threadMessage(thread, rootTid, rootPid, mapper.namespaced));
-
-      if (threadReuse !== undefined && thread.tid !== process.pid) {
-        claimed.add(ReuseIndex.key(thread.tid, threadReuse));
-        newTasks.push({
-          atNs: threadReuse,
-          sourceTid: rootPid,
-          newTask: { pid: rootTid, comm: thread.comm, clone_flags: u64(`threads[tid=${thread.tid}] clone_flags`, BigInt(THREAD_FLAGS)) },
-        });
+      let threadTs = processTs;
+      const threadReuse = thread.tid === process.pid ? undefined : reuses.owning(thread.tid, process.pid);
+      if (threadReuse !== undefined) {
+        placed.add(ReuseIndex.key(thread.tid, threadReuse));
+        threadTs = maxBig(
+          processTs,
+          handOvers.place({
+            atNs: threadReuse,
+            rootTid,
+            comm: thread.comm,
+            creator: rootPid,
+            cloneFlags: THREAD_FLAGS,
+            what: `threads[tid=${thread.tid}]`,
+          }),
+        );
       }
+      treeAt(threadTs).threads.push(threadMessage(thread, rootTid, rootPid, mapper.namespaced));
     }
   }
 
-  // Reuses whose new task is not in the snapshot (it died, or the entry is
-  // the old holder read before the reuse): still split the number there.
+  // Hand-overs whose new task is not in the snapshot (it came and went, or
+  // a later hand-over of the same number replaced it): still split the
+  // number there. A thread that exited in the window is in `exited` with its
+  // process, which made it.
+  const exitedThreads = new Map<string, { pid: number; comm: string }>();
+  for (const task of snapshot.exited) if (task.tid !== task.pid) exitedThreads.set(ReuseIndex.key(task.tid, task.startNs), task);
   for (const reuse of reuses.all()) {
-    if (claimed.has(ReuseIndex.key(reuse.pid, reuse.atNs))) continue;
-    const rootPid = mapper.map(reuse.pid);
-    if (rootPid === undefined) continue;
-    newTasks.push({ atNs: reuse.atNs, sourceTid: 0, newTask: { pid: rootPid, clone_flags: u64('reused clone_flags', BigInt(FORK_FLAGS)) } });
+    const key = ReuseIndex.key(reuse.pid, reuse.atNs);
+    if (placed.has(key)) continue;
+    const rootTid = mapper.map(reuse.pid);
+    if (rootTid === undefined) continue;
+    const thread = exitedThreads.get(key);
+    const creator = thread ? mapper.map(thread.pid) : undefined;
+    handOvers.place({
+      atNs: reuse.atNs,
+      rootTid,
+      ...(thread ? { comm: thread.comm } : {}),
+      ...(creator !== undefined ? { creator } : {}),
+      cloneFlags: thread ? THREAD_FLAGS : FORK_FLAGS,
+      what: `reused[pid=${reuse.pid}]`,
+    });
   }
 
   const collectionEnd = u64('window.endNs', snapshot.window.endNs);
-  const timed: { ts: bigint; order: number; packet: PacketMessage }[] = [];
+  const packets: { ts: bigint; packet: PacketMessage }[] = [];
   for (const [ts, tree] of trees) {
-    timed.push({
-      ts,
-      order: 1,
-      packet: packet(ts, { process_tree: { processes: tree.processes, threads: tree.threads, collection_end_timestamp: collectionEnd } }),
-    });
+    packets.push({ ts, packet: packet(ts, { process_tree: { processes: tree.processes, threads: tree.threads, collection_end_timestamp: collectionEnd } }) });
   }
-  for (const task of newTasks) {
-    const at = u64(`reused[pid=${task.newTask.pid}].atNs`, task.atNs);
-    timed.push({
-      ts: task.atNs,
-      order: 0,
-      packet: packet(task.atNs, {
-        // FtraceTokenizer::TokenizeFtraceBundle drops a bundle without a cpu;
-        // the event's own timestamp is BOOTTIME when no ftrace_clock is set.
-        ftrace_events: { cpu: 0, event: [{ timestamp: at, pid: task.sourceTid, task_newtask: task.newTask }] },
-      }),
-    });
+  packets.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+  const out = packets.map((p) => p.packet);
+  if (handOvers.events.length > 0) out.unshift(eventBundle(handOvers.events, recording?.cpu0First));
+  return out;
+}
+
+/**
+ * Every synthesized event in one CPU-0 bundle. trace_processor sorts ftrace
+ * events one by one by their own timestamps, so one bundle serves them all,
+ * and it comes first so a reader meets it before the trees it splits. In
+ * an appended trace it is CPU 0's first bundle in the file: it carries the
+ * recording's first-bundle fields for CPU 0, and the recording's ftrace
+ * clock, in which its timestamps are then written.
+ */
+function eventBundle(events: readonly EventAt[], cpu0First: FirstBundle | undefined): PacketMessage {
+  const sorted = [...events].sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+  const offset = cpu0First?.clock.offsetNs ?? 0n;
+  const bundle: BundleMessage = {
+    cpu: 0,
+    event: sorted.map((e) => ({
+      timestamp: u64(`event at ${e.ts}`, e.ts + offset),
+      pid: e.pid,
+      ...(e.task_newtask ? { task_newtask: e.task_newtask } : {}),
+      ...(e.sched_process_free ? { sched_process_free: e.sched_process_free } : {}),
+    })),
+  };
+  if (cpu0First) {
+    const { clock } = cpu0First;
+    if (clock.ftraceClock !== 0) bundle.ftrace_clock = clock.ftraceClock;
+    if (clock.ftraceTimestamp !== undefined) bundle.ftrace_timestamp = i64(clock.ftraceTimestamp);
+    if (clock.bootTimestamp !== undefined) bundle.boot_timestamp = i64(clock.bootTimestamp);
+    if (cpu0First.previousBundleEnd !== undefined) bundle.previous_bundle_end_timestamp = u64('previous_bundle_end_timestamp', cpu0First.previousBundleEnd);
+    if (cpu0First.lastReadEvent !== undefined) bundle.last_read_event_timestamp = u64('last_read_event_timestamp', cpu0First.lastReadEvent);
   }
-  // Timestamp order, creations before descriptions at the same instant; the
-  // sort is stable, so snapshot order is kept otherwise.
-  timed.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : a.order - b.order));
-  return timed.map((t) => t.packet);
+  // The packet's own timestamp is the bundle's first event: ftrace bundles
+  // are tokenized by event, the packet time only orders the packet.
+  return packet(sorted[0]!.ts, { ftrace_events: bundle });
 }
 
 function packet(ts: bigint, data: Pick<PacketMessage, 'process_tree' | 'ftrace_events'>): PacketMessage {
@@ -455,49 +623,8 @@ function u64(path: string, value: bigint): U64 {
   return { low: Number(value & 0xffff_ffffn) | 0, high: Number(value >> 32n) | 0, unsigned: true };
 }
 
-// --- checking an existing trace --------------------------------------------
-
-const TRACE_PACKET_TAG = 0x0a; // field 1 (Trace.packet), wire type 2 (length-delimited)
-
-/**
- * Walks the top-level records of a serialized Trace without decoding them:
- * each must be a `packet` field whose length fits in what is left.
- */
-function checkTraceFraming(bytes: Uint8Array): void {
-  const fail = (why: string, hint?: string): never => {
-    throw new PidgenError(`append to perfetto trace: ${why}`, {
-      code: 'EBADTRACE',
-      op: 'append to perfetto trace',
-      ...(hint ? { hint } : {}),
-    });
-  };
-  if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
-    fail('the existing trace is gzip-compressed', 'decompress it first (gunzip), then append');
-  }
-  let offset = 0;
-  while (offset < bytes.length) {
-    if (bytes[offset] !== TRACE_PACKET_TAG) {
-      fail(`byte ${offset} is not a Trace.packet field (tag 0x${(bytes[offset] ?? 0).toString(16).padStart(2, '0')}); not a Perfetto protobuf trace`);
-    }
-    const [length, next] = readVarint(bytes, offset + 1, fail);
-    if (length > bytes.length - next) {
-      fail(`the packet at byte ${offset} claims ${length} bytes but only ${bytes.length - next} remain; the trace is truncated`);
-    }
-    offset = next + length;
-  }
-}
-
-function readVarint(bytes: Uint8Array, start: number, fail: (why: string) => never): [number, number] {
-  let value = 0;
-  let scale = 1;
-  for (let i = start; i < bytes.length && i < start + 10; i++) {
-    const byte = bytes[i] ?? 0;
-    value += (byte & 0x7f) * scale;
-    if ((byte & 0x80) === 0) {
-      if (!Number.isSafeInteger(value)) fail(`the packet length at byte ${start} is too large`);
-      return [value, i + 1];
-    }
-    scale *= 128;
-  }
-  return fail(`the packet length at byte ${start} is cut off; the trace is truncated`);
+/** An int64 for protobufjs (two's complement halves). */
+function i64(value: bigint): U64 | number {
+  const bits = BigInt.asUintN(64, value);
+  return { low: Number(bits & 0xffff_ffffn) | 0, high: Number(bits >> 32n) | 0, unsigned: true };
 }

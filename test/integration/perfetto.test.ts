@@ -10,6 +10,7 @@ import { toJSONObject } from '../../src/output/json.js';
 import { toPerfetto } from '../../src/output/perfetto.js';
 import { snapshot } from '../../src/snapshot/snapshot.js';
 import { runCli } from '../helpers/cli.js';
+import { packetsOf } from '../helpers/perfetto-trace.js';
 import { isRoot } from '../helpers/kernel.js';
 
 const root = new protobuf.Root().loadSync(join(import.meta.dirname, '..', '..', 'proto', 'perfetto_subset.proto'), {
@@ -37,6 +38,8 @@ interface DecodedPacket {
   timestamp_clock_id?: number;
   process_tree?: { processes: DecodedProcess[]; threads: DecodedThread[]; collection_end_timestamp?: string };
   ftrace_events?: unknown;
+  clock_snapshot?: { clocks: { clock_id: number; timestamp: string }[]; primary_trace_clock?: number };
+  trusted_packet_sequence_id?: number;
 }
 
 function decode(bytes: Uint8Array): DecodedPacket[] {
@@ -55,7 +58,9 @@ describe.runIf(isRoot)('[kernel] perfetto output', () => {
     const snap = await snapshot({ guard: bpfGuardKernelGap() ? 'cursor' : 'bpf' });
     const json = toJSONObject(snap);
     const packets = decode(toPerfetto(snap));
-    const baseline = packets[0]!;
+    // A ClockSnapshot first, so the UI can show wall time.
+    expect(packets[0]!.clock_snapshot?.clocks.map((c) => c.clock_id)).toEqual([6, 1, 3]);
+    const baseline = packets[1]!;
     expect(baseline.timestamp).toBe(json.window.startNs);
     expect(baseline.timestamp_clock_id).toBe(6); // BUILTIN_CLOCK_BOOTTIME
     const tree = baseline.process_tree!;
@@ -92,21 +97,30 @@ describe.runIf(isRoot)('[kernel] perfetto output', () => {
     expect(tree.processes.length).toBe(json.processes.length - reusedPids.size);
   });
 
-  it('`pidgen snapshot --format perfetto -o FILE` writes a decodable trace; --append adds a baseline ahead of the existing packets', () => {
+  it("`pidgen snapshot --format perfetto -o FILE` writes a decodable trace; --append puts a baseline after the trace's ClockSnapshot and keeps every packet", () => {
     const file = join(dir, 'snap.pftrace');
     const first = runCli(['snapshot', '--format', 'perfetto', '-o', file]);
     expect(first.status, first.stderr).toBe(0);
-    const once = decode(readFileSync(file));
+    const onceBytes = readFileSync(file);
+    const once = decode(onceBytes);
+    expect(once[0]!.clock_snapshot).toBeDefined();
     expect(once.filter((p) => p.process_tree).length).toBeGreaterThanOrEqual(1);
-    const firstStart = BigInt(once[0]!.timestamp!);
+    const firstStart = BigInt(once.find((p) => p.process_tree)!.timestamp!);
 
     const second = runCli(['snapshot', '--format', 'perfetto', '--append', '-o', file]);
     expect(second.status, second.stderr).toBe(0);
-    const twice = decode(readFileSync(file));
+    const twiceBytes = readFileSync(file);
+    const twice = decode(twiceBytes);
     expect(twice.length).toBeGreaterThan(once.length);
-    // The new baseline comes first; the earlier packets follow unchanged.
-    expect(BigInt(twice[0]!.timestamp!)).toBeGreaterThan(firstStart);
-    expect(twice.slice(twice.length - once.length)).toEqual(once);
+    // The first trace's ClockSnapshot stays first and is the only one; the
+    // new baseline follows it; the earlier packets are all there, unchanged.
+    expect(twice.filter((p) => p.clock_snapshot)).toHaveLength(1);
+    expect(twice[0]).toEqual(once[0]);
+    expect(BigInt(twice[1]!.timestamp!)).toBeGreaterThan(firstStart);
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+    const before = packetsOf(onceBytes).map(hex);
+    const after = packetsOf(twiceBytes).map(hex);
+    expect(after.filter((p) => before.includes(p))).toEqual(before);
   });
 
   it.each([
