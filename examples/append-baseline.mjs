@@ -5,9 +5,11 @@
 //
 //   node examples/append-baseline.mjs trace.pftrace
 //
-// The file is rewritten atomically with pidgen's packets ahead of the
-// recorded ones (trace_processor sorts by timestamp, and packets that come
-// late but are stamped early can be dropped).
+// The file is rewritten atomically. The recording's own packets are kept
+// byte for byte; pidgen's go right after the recording's first ClockSnapshot,
+// so the recording still sets the trace clock, and ahead of everything else
+// (trace_processor sorts by timestamp, and packets that come late but are
+// stamped early can be dropped).
 import { readFileSync } from 'node:fs';
 import { appendPerfetto, snapshot, writeFileAtomic } from 'pidgen';
 

@@ -1,7 +1,8 @@
 // Runs as root, PID 1 of a child PID namespace with a small pid_max. Keeps
 // PIDs rolling over with a fork loop, records every rollover it sees (the
 // namespace's ns_last_pid going down, with CLOCK_BOOTTIME bounds), and runs
-// unprivileged snapshots meanwhile. Prints {rollovers, snapshots} as JSON.
+// unprivileged snapshots meanwhile, until it has seen at least MIN_ROLLOVERS
+// rollovers (or a minute has passed). Prints {rollovers, snapshots} as JSON.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,14 +10,23 @@ import { nativeAddon } from '../../dist/src/native/addon.js';
 
 const count = Number(process.argv[2] ?? 60);
 const minMs = Number(process.argv[3] ?? 3000);
+// On a loaded machine the fork loops can be slow or the poller descheduled
+// for whole rounds of the cursor, so a fixed duration may see only a few
+// rollovers; the snapshots go on until enough were seen for the check to
+// mean something.
+const MIN_ROLLOVERS = 10;
+const MAX_MS = 60_000;
 const addon = nativeAddon();
 const lastPid = () => Number(readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8'));
 
 const forkers = [0, 1].map(() => spawn('bash', ['-c', 'while :; do /bin/true; done'], { stdio: 'ignore' }));
 const probe = join(import.meta.dirname, 'cursor-snapshots.mjs');
-const snapshots = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, probe, String(count), String(minMs)], {
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
+const snapshots = spawn(
+  'setpriv',
+  ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, probe, String(count), String(minMs), 'stdin'],
+  { stdio: ['pipe', 'pipe', 'inherit'] },
+);
+const started = Date.now();
 let out = '';
 snapshots.stdout.on('data', (d) => (out += d.toString()));
 let done = false;
@@ -37,6 +47,7 @@ while (!done) {
   if (now < prev) rollovers.push({ afterNs: prevStart.toString(), beforeNs: end.toString() });
   prev = now;
   prevStart = start;
+  if (snapshots.stdin.writable && (rollovers.length >= MIN_ROLLOVERS || Date.now() - started > MAX_MS)) snapshots.stdin.end();
   await new Promise((r) => setImmediate(r));
 }
 for (const forker of forkers) forker.kill('SIGKILL');

@@ -45,3 +45,79 @@ export function packetsOf(bytes: Uint8Array): Uint8Array[] {
   }
   return out;
 }
+
+/** One kernel event as a recorder saw it, in BOOTTIME. */
+export interface RecordedEvent {
+  ts: bigint;
+  cpu: number;
+  /** The task that raised it. */
+  pid: number;
+  newTask?: { pid: number; comm: string; cloneFlags: bigint };
+  free?: { pid: number; comm: string };
+}
+
+export const RECORDER_SEQUENCE_ID = 1;
+
+/**
+ * A recording laid out as traced writes one: a service event, the
+ * ClockSnapshot (BOOTTIME primary), tracing_started, then per-cpu
+ * FtraceEventBundles of up to `perBundle` events, each carrying
+ * previous_bundle_end_timestamp (the tracing start for a cpu's first
+ * bundle, else where its previous bundle ended), and a final
+ * read_tracing_buffers_completed.
+ */
+export function encodeRecording(
+  events: readonly RecordedEvent[],
+  clocks: { boottimeNs: bigint; monotonicNs: bigint; realtimeNs: bigint },
+  endNs: bigint,
+  perBundle = 64,
+): Uint8Array {
+  const seq = { trusted_packet_sequence_id: RECORDER_SEQUENCE_ID };
+  const packets: object[] = [
+    { ...seq, timestamp: long(clocks.boottimeNs), service_event: { all_data_sources_started: true } },
+    {
+      ...seq,
+      timestamp: long(clocks.boottimeNs),
+      clock_snapshot: {
+        clocks: [
+          { clock_id: 6, timestamp: long(clocks.boottimeNs) },
+          { clock_id: 3, timestamp: long(clocks.monotonicNs) },
+          { clock_id: 1, timestamp: long(clocks.realtimeNs) },
+        ],
+        primary_trace_clock: 6,
+      },
+    },
+    { ...seq, timestamp: long(clocks.boottimeNs), service_event: { tracing_started: true } },
+  ];
+  const byCpu = new Map<number, RecordedEvent[]>();
+  for (const e of events) {
+    const list = byCpu.get(e.cpu) ?? [];
+    list.push(e);
+    byCpu.set(e.cpu, list);
+  }
+  for (const [cpu, list] of [...byCpu].sort((a, b) => a[0] - b[0])) {
+    list.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+    let previousEnd = clocks.boottimeNs;
+    for (let i = 0; i < list.length; i += perBundle) {
+      const chunk = list.slice(i, i + perBundle);
+      packets.push({
+        ...seq,
+        ftrace_events: {
+          cpu,
+          previous_bundle_end_timestamp: long(previousEnd),
+          event: chunk.map((e) => ({
+            timestamp: long(e.ts),
+            pid: e.pid,
+            ...(e.newTask
+              ? { task_newtask: { pid: e.newTask.pid, comm: e.newTask.comm, clone_flags: long(e.newTask.cloneFlags), oom_score_adj: 0 } }
+              : {}),
+            ...(e.free ? { sched_process_free: { pid: e.free.pid, comm: e.free.comm, prio: 120 } } : {}),
+          })),
+        },
+      });
+      previousEnd = chunk.at(-1)!.ts;
+    }
+  }
+  packets.push({ ...seq, timestamp: long(endNs), service_event: { read_tracing_buffers_completed: true } });
+  return encodeTrace(packets);
+}

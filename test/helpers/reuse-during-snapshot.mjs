@@ -1,7 +1,8 @@
 // Runs as PID 1 of a child PID namespace. Takes a snapshot and, between the
 // walk and the checkpoint, kills a process the walk saw and hands its PID to
 // a new process (by writing ns_last_pid in this namespace, never the host's).
-// Prints what happened and the snapshot as one JSON line.
+// Prints what happened and the snapshot as one JSON line (then, with
+// REUSE_HOLD=1 in the environment, waits for stdin to end before it exits).
 //
 //   reuse-during-snapshot.mjs <maxAttempts> [withhold-new | withhold-both]
 //
@@ -47,5 +48,11 @@ const report = {
   freshStartTicks: startOf(fresh.pid),
   snapshot: toJSONObject(result),
 };
-fresh.kill('SIGKILL');
 console.log(JSON.stringify(report));
+// REUSE_HOLD=1: keep every task alive until stdin ends, so the caller can
+// map the namespace's numbers to root-namespace ones from the host's /proc.
+if (process.env.REUSE_HOLD === '1') {
+  process.stdin.resume();
+  await once(process.stdin, 'end');
+}
+fresh.kill('SIGKILL');

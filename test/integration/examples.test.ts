@@ -30,7 +30,7 @@ describe.runIf(isRoot)('[kernel] examples', () => {
     expect(report.processes).toBeGreaterThan(0);
   });
 
-  it('append-baseline.mjs puts a baseline ahead of the packets of an existing trace', () => {
+  it('append-baseline.mjs puts a baseline right after the ClockSnapshot of an existing trace and keeps its packets', () => {
     const trace = join(dir, 'recorded.pftrace');
     expect(runCli(['snapshot', '--format', 'perfetto', '-o', trace]).status).toBe(0);
     const recorded = (TraceType.toObject(TraceType.decode(readFileSync(trace)), { longs: String }) as { packet: unknown[] }).packet;
@@ -38,10 +38,14 @@ describe.runIf(isRoot)('[kernel] examples', () => {
     const result = spawnSync(process.execPath, [join(examples, 'append-baseline.mjs'), trace], { encoding: 'utf8' });
     expect(result.status, result.stderr).toBe(0);
     const after = (TraceType.toObject(TraceType.decode(readFileSync(trace)), { longs: String }) as {
-      packet: { process_tree?: unknown }[];
+      packet: { process_tree?: unknown; clock_snapshot?: unknown }[];
     }).packet;
     expect(after.length).toBeGreaterThan(recorded.length);
-    expect(after[0]!.process_tree).toBeDefined();
-    expect(after.slice(after.length - recorded.length)).toEqual(recorded);
+    // The recorded trace is pidgen's own standalone output, so it opens with
+    // a ClockSnapshot; the baseline comes right after it, the rest follows.
+    expect(recorded[0]).toHaveProperty('clock_snapshot');
+    expect(after[0]).toEqual(recorded[0]);
+    expect(after[1]!.process_tree).toBeDefined();
+    expect(after.slice(after.length - recorded.length + 1)).toEqual(recorded.slice(1));
   });
 });
