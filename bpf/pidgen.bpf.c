@@ -70,6 +70,21 @@ static __always_inline __u32 tgid_at(struct task_struct *task, unsigned int leve
 	return BPF_CORE_READ(upid, nr);
 }
 
+/* The number `task` itself has at `level`, if that level is `ns`. */
+static __always_inline __u32 tid_at(struct task_struct *task, unsigned int level, struct pid_namespace *ns)
+{
+	struct pid *pid;
+	struct upid *upid;
+
+	pid = BPF_CORE_READ(task, thread_pid);
+	if (!pid || BPF_CORE_READ(pid, level) < level)
+		return 0;
+	upid = pidgen_upid_at(pid, level);
+	if (BPF_CORE_READ(upid, ns) != ns)
+		return 0;
+	return BPF_CORE_READ(upid, nr);
+}
+
 /* Writes one log record; a full ring is counted, so the reader knows the log
  * has a hole (it then rescans). `task` is NULL on the fexit path. */
 static __always_inline void log_event(struct pid *pid, struct task_struct *task, unsigned int level,
@@ -93,6 +108,19 @@ static __always_inline void log_event(struct pid *pid, struct task_struct *task,
 	event->nr = nr;
 	event->tgid = tgid_at(task, level, ns);
 	event->flags = flags;
+	event->creator_tid = 0;
+	event->creator_tgid = 0;
+	if (!(flags & PIDGEN_EVENT_EXIT)) {
+		/* Both creation hooks run in the forking task (alloc_pid and
+		 * task_newtask are called from its copy_process()), so current is
+		 * the creator: the parent of a process, a sibling of a thread. An
+		 * output that stands in for the kernel's task_newtask names it. */
+		struct task_struct *creator = (struct task_struct *)bpf_get_current_task();
+
+		event->creator_tid = tid_at(creator, level, ns);
+		if (event->creator_tid)
+			event->creator_tgid = tgid_at(creator, level, ns);
+	}
 	__builtin_memset(event->comm, 0, sizeof(event->comm));
 	if (task)
 		BPF_CORE_READ_STR_INTO(&event->comm, task, comm);

@@ -11,7 +11,7 @@
  * Bumped whenever a record below changes shape. `pidgen pin` stores it next
  * to pinned maps so a newer pidgen refuses an incompatible older pin.
  */
-#define PIDGEN_LAYOUT_VERSION 2
+#define PIDGEN_LAYOUT_VERSION 3
 
 /* Deepest PID namespace nesting the kernel allows (MAX_PID_NS_LEVEL). */
 #define PIDGEN_MAX_NS_LEVEL 32
@@ -54,7 +54,7 @@ struct pidgen_stats {
  * alloc_pid for fexit), or a task of that namespace exiting
  * (sched_process_exit). The snapshot uses the first to know exactly which
  * PIDs changed hands inside its window, and the second to close the window
- * end (src/snapshot/coherent.ts). 56 bytes, no padding, so TS reads records
+ * end (src/snapshot/coherent.ts). 64 bytes, no padding, so TS reads records
  * at fixed offsets.
  */
 struct pidgen_log_event {
@@ -65,6 +65,9 @@ struct pidgen_log_event {
 	unsigned int nr;             /* the number (a TID), as that namespace sees it */
 	unsigned int tgid;           /* its thread group there; 0 when not known (fexit) */
 	unsigned int flags;          /* PIDGEN_EVENT_* */
+	unsigned int creator_tid;    /* creation: the task that made it (current), as that namespace */
+	unsigned int creator_tgid;   /* numbers it, and its thread group; 0 when it has no number there
+	                              * (it forked into a child namespace) and on exits */
 	char comm[16];               /* the task's name then; empty for fexit */
 };
 

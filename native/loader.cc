@@ -21,7 +21,7 @@ namespace pidgen_native {
 // A pinned .bss is mapped by hand, so its layout must be the skeleton's.
 static_assert(sizeof(SharedState) == sizeof(*pidgen{}.bss), "SharedState must match the skeleton's .bss");
 // TS reads log records at fixed offsets (src/model/layout.ts LOG_EVENT).
-static_assert(sizeof(pidgen_log_event) == 56, "pidgen_log_event must stay 56 bytes without padding");
+static_assert(sizeof(pidgen_log_event) == 64, "pidgen_log_event must stay 64 bytes without padding");
 
 namespace {
 

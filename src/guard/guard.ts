@@ -116,6 +116,14 @@ export interface LogEvent {
   exactStart: boolean;
   /** The task's name then (at exit, its last one); empty on fexit. */
   comm: string;
+  /**
+   * On a creation: the task that made it (the forking task, current in
+   * copy_process), numbered in the same namespace: its TID and thread group.
+   * 0 when it has no number there (it forked into a child namespace, as
+   * `unshare --fork` does for the child's init) and on exits.
+   */
+  creatorTid: number;
+  creatorTgid: number;
 }
 
 /** A `kind: 'new'` record: one PID number taken. */
@@ -142,6 +150,8 @@ export function parseLogEvents(records: Uint8Array): LogEvent[] {
       thread: (flags & EVENT_THREAD) !== 0,
       exactStart: (flags & EVENT_EXACT_START) !== 0,
       comm: decodeComm(bytes.subarray(offset + E.comm, offset + E.commEnd)).text,
+      creatorTid: view.getUint32(offset + E.creatorTid, true),
+      creatorTgid: view.getUint32(offset + E.creatorTgid, true),
     });
   }
   return events;

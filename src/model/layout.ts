@@ -52,9 +52,22 @@ export const NS_SEEDED = 0x2;
 
 /**
  * struct pidgen_log_event: u64 start_ns, u64 at_ns, u64 ino, u32 inum, u32 nr,
- * u32 tgid, u32 flags, char comm[16].
+ * u32 tgid, u32 flags, u32 creator_tid, u32 creator_tgid, char comm[16].
  */
-export const LOG_EVENT = { size: 56, startNs: 0, atNs: 8, ino: 16, inum: 24, nr: 28, tgid: 32, flags: 36, comm: 40, commEnd: 56 } as const;
+export const LOG_EVENT = {
+  size: 64,
+  startNs: 0,
+  atNs: 8,
+  ino: 16,
+  inum: 24,
+  nr: 28,
+  tgid: 32,
+  flags: 36,
+  creatorTid: 40,
+  creatorTgid: 44,
+  comm: 48,
+  commEnd: 64,
+} as const;
 export const EVENT_THREAD = 0x1;
 export const EVENT_EXACT_START = 0x2;
 export const EVENT_EXIT = 0x4;

@@ -63,6 +63,13 @@ export interface ReusedPid {
    * log; outputs read it instead of working it out again.
    */
   holder?: number;
+  /**
+   * The task that created the new one, as the log saw it (the forking task:
+   * the parent of a process, a thread of the same process for a thread),
+   * numbered in the scanning namespace. Absent when it has no number there
+   * (a fork into a child namespace, as for that namespace's init).
+   */
+  creator?: { pid: number; tid: number };
 }
 
 /**

@@ -215,6 +215,7 @@ function reusedToJson(entry: ReusedPid, index: number): ReusedPidJson {
     pid: entry.pid,
     atNs: u64(`reused[${index}].atNs`, entry.atNs),
     ...(entry.holder !== undefined ? { holder: entry.holder } : {}),
+    ...(entry.creator !== undefined ? { creator: { pid: entry.creator.pid, tid: entry.creator.tid } } : {}),
   };
 }
 
@@ -273,6 +274,8 @@ function readReused(item: Reader): ReusedPid {
   const reused: ReusedPid = { pid: entry.field('pid').int(), atNs: entry.field('atNs').u64() };
   const holder = entry.optional('holder')?.int();
   if (holder !== undefined) reused.holder = holder;
+  const creator = entry.optional('creator')?.object();
+  if (creator) reused.creator = { pid: creator.field('pid').int(), tid: creator.field('tid').int() };
   return reused;
 }
 

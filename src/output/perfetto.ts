@@ -46,9 +46,11 @@
  *   state (ThreadStateTracker::PushNewTaskEvent) that only a later
  *   sched_switch closes, and it names the creating task as the parent.
  *   In a recording the kernel writes it, so `--append` uses it there: the
- *   recording's own event where it has one, else pidgen's, with the
- *   creating task taken from the snapshot (never pid 0, which
- *   trace_processor shows as swapper).
+ *   recording's own event where it has one, else pidgen's, from the task
+ *   the allocation log saw fork it (`reused[].creator`; failing that the
+ *   ppid, or for a thread its process), never pid 0, which trace_processor
+ *   shows as swapper. With no creator at all (a fork into a child namespace
+ *   from outside it) the old holder is freed instead.
  *
  * ## --append: what stays as it was
  *
@@ -87,7 +89,7 @@ import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { PidgenError } from '../errors.js';
 import { packageRoot } from '../package.js';
-import type { ProcessEntry, Snapshot, ThreadEntry } from '../model/snapshot.js';
+import type { ProcessEntry, ReusedPid, Snapshot, ThreadEntry } from '../model/snapshot.js';
 import { nativeAddon } from '../native/addon.js';
 import {
   BUILTIN_CLOCK_MONOTONIC,
@@ -398,14 +400,16 @@ function buildPackets(snapshot: Snapshot, options: PerfettoOptions, recording: R
     const rootPpid = mapper.parent(process);
     let processTs = windowStart;
     if (processReuse !== undefined) {
-      placed.add(ReuseIndex.key(process.pid, processReuse));
+      placed.add(ReuseIndex.key(process.pid, processReuse.atNs));
+      // The log's creator is the task that forked it; the ppid read later
+      // can be a reaper it was reparented to. ppid 0 is "no parent here"
+      // (PID 1, kthreadd, a parent outside the namespace): never a creator.
+      const creator = mapper.creator(processReuse) ?? (rootPpid || undefined);
       processTs = handOvers.place({
-        atNs: processReuse,
+        atNs: processReuse.atNs,
         rootTid: rootPid,
         comm: process.comm,
-        // ppid 0 is "no parent here" (PID 1, kthreadd, a parent outside the
-        // namespace): never written as a creator.
-        ...(rootPpid ? { creator: rootPpid } : {}),
+        ...(creator !== undefined ? { creator } : {}),
         cloneFlags: process.kernelThread ? KTHREAD_FLAGS : FORK_FLAGS,
         what: `processes[pid=${process.pid}]`,
       });
@@ -420,14 +424,14 @@ function buildPackets(snapshot: Snapshot, options: PerfettoOptions, recording: R
       let threadTs = processTs;
       const threadReuse = thread.tid === process.pid ? undefined : reuses.owning(thread.tid, process.pid);
       if (threadReuse !== undefined) {
-        placed.add(ReuseIndex.key(thread.tid, threadReuse));
+        placed.add(ReuseIndex.key(thread.tid, threadReuse.atNs));
         threadTs = maxBig(
           processTs,
           handOvers.place({
-            atNs: threadReuse,
+            atNs: threadReuse.atNs,
             rootTid,
             comm: thread.comm,
-            creator: rootPid,
+            creator: mapper.creator(threadReuse) ?? rootPid,
             cloneFlags: THREAD_FLAGS,
             what: `threads[tid=${thread.tid}]`,
           }),
@@ -439,8 +443,8 @@ function buildPackets(snapshot: Snapshot, options: PerfettoOptions, recording: R
 
   // Hand-overs whose new task is not in the snapshot (it came and went, or
   // a later hand-over of the same number replaced it): still split the
-  // number there. A thread that exited in the window is in `exited` with its
-  // process, which made it.
+  // number there, from the creator the log saw. Failing that, a thread that
+  // exited in the window is in `exited` with its process, which made it.
   const exitedThreads = new Map<string, { pid: number; comm: string }>();
   for (const task of snapshot.exited) if (task.tid !== task.pid) exitedThreads.set(ReuseIndex.key(task.tid, task.startNs), task);
   for (const reuse of reuses.all()) {
@@ -449,7 +453,7 @@ function buildPackets(snapshot: Snapshot, options: PerfettoOptions, recording: R
     const rootTid = mapper.map(reuse.pid);
     if (rootTid === undefined) continue;
     const thread = exitedThreads.get(key);
-    const creator = thread ? mapper.map(thread.pid) : undefined;
+    const creator = mapper.creator(reuse) ?? (thread ? mapper.map(thread.pid) : undefined);
     handOvers.place({
       atNs: reuse.atNs,
       rootTid,
@@ -571,12 +575,25 @@ class PidMapper {
     if (this.known.has(process.ppid)) return this.known.get(process.ppid);
     return this.options.rootPidOf(process.ppid);
   }
+
+  /**
+   * The root TID of the task the log saw create a hand-over's new task, or
+   * undefined when the log has none (or it cannot be mapped: the event then
+   * falls back, so it is not reported).
+   */
+  creator(reuse: ReusedPid): number | undefined {
+    const tid = reuse.creator?.tid;
+    if (!tid) return undefined;
+    if (!this.options.rootPidOf) return tid;
+    if (this.known.has(tid)) return this.known.get(tid);
+    return this.options.rootPidOf(tid);
+  }
 }
 
 /** The snapshot's `reused` list, by number and by the entry that holds it after. */
 class ReuseIndex {
-  private readonly byHolder = new Map<string, bigint>();
-  private readonly unique: { pid: number; atNs: bigint }[] = [];
+  private readonly byHolder = new Map<string, ReusedPid>();
+  private readonly unique: ReusedPid[] = [];
 
   constructor(snapshot: Snapshot) {
     const seen = new Set<string>();
@@ -584,8 +601,8 @@ class ReuseIndex {
       const key = ReuseIndex.key(reuse.pid, reuse.atNs);
       if (seen.has(key)) continue;
       seen.add(key);
-      this.unique.push({ pid: reuse.pid, atNs: reuse.atNs });
-      if (reuse.holder !== undefined) this.byHolder.set(`${reuse.pid}/${reuse.holder}`, reuse.atNs);
+      this.unique.push(reuse);
+      if (reuse.holder !== undefined) this.byHolder.set(`${reuse.pid}/${reuse.holder}`, reuse);
     }
   }
 
@@ -593,7 +610,7 @@ class ReuseIndex {
     return `${pid}@${atNs}`;
   }
 
-  all(): readonly { pid: number; atNs: bigint }[] {
+  all(): readonly ReusedPid[] {
     return this.unique;
   }
 
@@ -602,7 +619,7 @@ class ReuseIndex {
    * holder of number `nr`, as the algorithm recorded it; undefined when the
    * entry held the number for the whole window.
    */
-  owning(nr: number, holder: number): bigint | undefined {
+  owning(nr: number, holder: number): ReusedPid | undefined {
     return this.byHolder.get(`${nr}/${holder}`);
   }
 }

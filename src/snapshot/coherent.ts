@@ -502,7 +502,12 @@ function handOvers(run: Run): ReusedPid[] {
     const holder = claims[0]?.pid;
     events.forEach((event, i) => {
       const latest = i === events.length - 1;
-      reused.push({ pid: nr, atNs: event.startNs, ...(latest && holder !== undefined ? { holder } : {}) });
+      reused.push({
+        pid: nr,
+        atNs: event.startNs,
+        ...(latest && holder !== undefined ? { holder } : {}),
+        ...(event.creatorTid ? { creator: { pid: event.creatorTgid || event.creatorTid, tid: event.creatorTid } } : {}),
+      });
     });
   }
   return reused.sort((a, b) => (a.atNs < b.atNs ? -1 : a.atNs > b.atNs ? 1 : a.pid - b.pid));

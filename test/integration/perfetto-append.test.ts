@@ -133,6 +133,8 @@ describe.skipIf(skip !== undefined)('[kernel] perfetto --append onto a real reco
       expect(report.freshPid).toBe(report.oldPid);
       const reuse = snapshot.reused.find((r) => r.pid === report.oldPid);
       expect(reuse, 'the probe handed the number over inside the window').toBeDefined();
+      // The log saw who forked the new holder: the probe, PID 1 here.
+      expect(reuse!.creator).toEqual({ pid: 1, tid: 1 });
       handOver = { pid: reuse!.pid, atNs: reuse!.atNs };
       await new Promise((r) => setTimeout(r, 300));
     } finally {

@@ -55,7 +55,8 @@ describe.runIf(isRoot)('[kernel] exact repair', () => {
     expect(entry?.startExact).toBe(true);
     // The entry now describes the new task: its exact start matches /proc's ticks.
     expect(BigInt(entry!.startNs) / 10_000_000n).toBe(BigInt(report.freshStartTicks));
-    expect(snap.reused).toEqual([{ pid: report.oldPid, atNs: entry!.startNs, holder: report.oldPid }]);
+    // The log also saw who forked it: the probe, PID 1 of its namespace.
+    expect(snap.reused).toEqual([{ pid: report.oldPid, atNs: entry!.startNs, holder: report.oldPid, creator: { pid: 1, tid: 1 } }]);
     // The old task came from before the window and died in it: listed as exited.
     expect(snap.exited).toEqual([expect.objectContaining({ pid: report.oldPid, tid: report.oldPid, comm: 'sleep' })]);
   });

@@ -34,8 +34,8 @@ function sampleSnapshot(): Snapshot {
     coherent: true,
     attempts: 2,
     reused: [
-      { pid: 4242, atNs: 86_400_125_000_001n },
-      { pid: 4242, atNs: 86_400_130_000_001n, holder: 4242 },
+      { pid: 4242, atNs: 86_400_125_000_001n, creator: { pid: 1, tid: 1 } },
+      { pid: 4242, atNs: 86_400_130_000_001n, holder: 4242, creator: { pid: 1200, tid: 1201 } },
     ],
     exited: [{ pid: 4242, tid: 4242, comm: 'brief', startNs: 86_400_125_000_001n, exitNs: 86_400_127_500_000n }],
     processes: [

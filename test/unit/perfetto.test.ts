@@ -577,6 +577,23 @@ describe('perfetto output: adding a baseline to a recorded trace', () => {
     expect(mine.filter((e) => e.sched_process_free)).toEqual([free(T_OLD - 1n, 1800)]);
   });
 
+  it("the creator the log saw makes pidgen's task_newtask, even for a new task that is gone or was reparented, and then nothing is freed", () => {
+    const snapshot = reusedSnapshot();
+    // 1800's number went to a task that came and went, made by thread 1201
+    // of process 1200; 1203's thread was made by 1202, not the leader.
+    snapshot.reused.find((r) => r.pid === 1800)!.creator = { pid: 1200, tid: 1201 };
+    snapshot.reused.find((r) => r.pid === 1203)!.creator = { pid: 1200, tid: 1202 };
+    const mine = eventsOf(pidgens(decode(appendPerfetto(recording(), snapshot))));
+    expect(mine.filter((e) => e.task_newtask?.pid === 1800).map((e) => [e.timestamp, e.pid, e.task_newtask?.clone_flags])).toEqual([
+      [String(T_OLD), 1201, String(17)],
+    ]);
+    expect(mine.find((e) => e.task_newtask?.pid === 1203)?.pid).toBe(1202);
+    expect(mine.filter((e) => e.sched_process_free)).toEqual([]);
+    // Standalone traces still split with frees, creator or not.
+    const standalone = eventsOf(decode(write(snapshot)));
+    expect(standalone.filter((e) => e.task_newtask)).toEqual([]);
+  });
+
   it("a new holder the kernel's event created is described at window.endNs, on that event's process; pidgen's own, 1 ns after its event", () => {
     const trees = treesOf(pidgens(decode(appendPerfetto(recording(), reusedSnapshot()))));
     expect(trees).toEqual([BASELINE_WITH_OLD, NEW_1203(T_THREAD + 1n), NEW_1900(T_KTHREAD + 1n), NEW_1600(END)]);
