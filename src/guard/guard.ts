@@ -14,7 +14,7 @@
 import { existsSync } from 'node:fs';
 import { PidgenError } from '../errors.js';
 import { canLoadTracingBpf, effectiveCapabilities, missingBpfCapabilities } from '../host/capabilities.js';
-import { hasVmlinuxBtf, VMLINUX_BTF_PATH } from '../host/kernel.js';
+import { bpfGuardKernelGap, hasVmlinuxBtf, VMLINUX_BTF_PATH } from '../host/kernel.js';
 import { ownPidNamespace, procPidNamespace, readNsLastPid } from '../host/pidns.js';
 import {
   ATTACH,
@@ -247,7 +247,8 @@ export class Guard implements Disposable {
   /**
    * Loads and attaches the counter, trying attach points in order.
    * Throws {@link PidgenError}: `EPERM` without privileges, `ENOBTF` without
-   * kernel BTF, `ENOATTACH` when every attach point was refused.
+   * kernel BTF, `ENOATTACH` when every attach point was refused (with the
+   * reason when this kernel is older than the BPF guard needs).
    */
   static open(options: GuardOptions = {}): Guard {
     const kinds = attachList(options.attach);
@@ -308,13 +309,18 @@ export class Guard implements Disposable {
       }
     }
     if (!handle) {
+      // The verifier says EINVAL for an instruction it does not know; on a
+      // kernel older than the BPF guard needs, that is the reason.
+      const gap = refused.every((r) => r.code === 'EINVAL') ? bpfGuardKernelGap() : undefined;
       throw new PidgenError(
-        `open guard: every attach point was refused: ${refused.map((r) => `${r.attach} (${r.code})`).join(', ')}`,
+        `open guard: every attach point was refused: ${refused.map((r) => `${r.attach} (${r.code})`).join(', ')}${gap ? `: ${gap}` : ''}`,
         {
           code: 'ENOATTACH',
           op: 'attach',
           target: refused.map((r) => r.attach).join(', '),
-          hint: '`pidgen doctor` shows what this host supports; run with --verbose for the verifier log',
+          hint: gap
+            ? "no BPF guard loads on this kernel; snapshots can use the cursor guard (`pidgen snapshot --guard cursor`, or the default --guard auto, which falls back to it; snapshot({ guard: 'cursor' }) in the library)"
+            : '`pidgen doctor` shows what this host supports; run with --verbose for the verifier log',
           ...(lastLog ? { log: lastLog } : {}),
         },
       );
