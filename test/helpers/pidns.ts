@@ -144,6 +144,16 @@ export async function withSmallPidMax<T>(ctx: TestContext, body: () => T | Promi
     ctx.skip(smallPidMax.reason);
     return undefined;
   }
+  return restoringPidMax(body);
+}
+
+/**
+ * withSmallPidMax for a hook, which has no test context to skip with: the
+ * caller skips its tests with smallPidMax.reason where smallPidMax.how is
+ * 'none', and this refuses to run the body there.
+ */
+export async function restoringPidMax<T>(body: () => T | Promise<T>): Promise<T> {
+  if (smallPidMax.how === 'none') throw new Error(`refusing to lower pid_max here: ${smallPidMax.reason}`);
   if (smallPidMax.how === 'namespace') return body();
   const saved = readFileSync(PID_MAX, 'utf8').trim();
   try {
