@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { TestContext } from 'vitest';
 import { kernelAtLeast, kernelVersion } from '../../src/host/kernel.js';
+import { slow } from './slow.js';
 
 /** What a fork loop saw of one namespace's PID numbers. */
 export interface Observed {
@@ -64,7 +65,7 @@ echo "${label}_outer wraps=$owraps first=$ofirst last=$oprev"
 export function runInChildPidNs(script: string): string {
   const result = spawnSync('unshare', ['-pfm', '--mount-proc', 'bash', '-euc', script], {
     encoding: 'utf8',
-    timeout: 300_000,
+    timeout: slow(300_000),
   });
   if (result.status !== 0) {
     throw new Error(`unshare run failed (status ${result.status}, signal ${result.signal}): ${result.stderr}`);

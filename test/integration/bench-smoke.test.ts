@@ -12,6 +12,7 @@ import type { BenchResults } from '../../src/bench/results.js';
 import { TOOL_IDS } from '../../src/bench/results.js';
 import { FORK_COLUMNS, SCAN_COLUMNS, TARGET_COLUMNS } from '../../src/bench/table.js';
 import { expectNothingLeft, isRoot } from '../helpers/kernel.js';
+import { slow } from '../helpers/slow.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const CLI = join(root, 'dist', 'src', 'cli', 'main.js');
@@ -40,7 +41,7 @@ function populationTasks(): number[] {
   return found;
 }
 
-async function expectNoPopulationLeft(timeoutMs = 10_000): Promise<void> {
+async function expectNoPopulationLeft(timeoutMs = slow(10_000)): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (populationTasks().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   expect(populationTasks()).toEqual([]);
@@ -67,10 +68,10 @@ describe.runIf(isRoot)('[kernel] pidgen bench at 200 tasks, 1 run', () => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'pidgen-bench-smoke-'));
     const options = { tasks: '200', runs: 1, forks: 200, json: join(dir, 'bench.json'), svg: join(dir, 'bench.svg') };
-    const result = spawnSync(process.execPath, benchArgs(options), { encoding: 'utf8', timeout: 180_000 });
+    const result = spawnSync(process.execPath, benchArgs(options), { encoding: 'utf8', timeout: slow(180_000) });
     run = { status: result.status, stdout: result.stdout, stderr: result.stderr };
     if (run.status === 0) results = JSON.parse(readFileSync(join(dir, 'bench.json'), 'utf8')) as BenchResults;
-  }, 200_000);
+  }, slow(200_000));
 
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -179,7 +180,7 @@ describe.runIf(isRoot)('[kernel] pidgen bench interrupted', () => {
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
     const scratch = () => /compiling the bench's C helpers into (\S+)/.exec(stderr)?.[1];
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + slow(60_000);
     while (!/tasks ready/.test(stderr) && child.exitCode === null && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -191,5 +192,5 @@ describe.runIf(isRoot)('[kernel] pidgen bench interrupted', () => {
     await expectNoPopulationLeft();
     expect(scratch()).toBeDefined();
     expect(existsSync(scratch()!)).toBe(false);
-  }, 120_000);
+  }, slow(120_000));
 });

@@ -15,13 +15,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRoot } from '../helpers/kernel.js';
+import { slow } from '../helpers/slow.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const PREBUILT = 'prebuilds/linux-x64/node.napi.glibc.node';
 // An install from source compiles the addon and its two BPF objects; on a
 // loaded 2-core CI machine that takes minutes. Limits, not expectations.
-const INSTALL_TIMEOUT = 600_000;
-const TEST_TIMEOUT = 1_200_000;
+const INSTALL_TIMEOUT = slow(600_000);
+const TEST_TIMEOUT = slow(1_200_000);
+const PACK_TIMEOUT = slow(900_000);
 
 /** The environment without what `npm test` put there (npm_config_cache,
  * npm_lifecycle_*, ...), so the child npm sees only the settings given here. */
@@ -86,13 +88,13 @@ describe.runIf(isRoot)('[kernel] the npm package', () => {
     const packed = spawnSync('npm', ['pack', '--pack-destination', work, '--json'], {
       cwd: root,
       encoding: 'utf8',
-      timeout: 900_000,
+      timeout: PACK_TIMEOUT,
       env: cleanEnv({ npm_config_cache: join(work, 'pack-npm-cache') }),
     });
     expect(packed.status, packed.stderr).toBe(0);
     const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as { filename: string }[];
     tarball = join(work, info!.filename);
-  }, 900_000);
+  }, PACK_TIMEOUT);
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it('the tarball holds what a consumer needs and the prebuilt linux-x64 addon, no tests or build output, under 5 MB', () => {

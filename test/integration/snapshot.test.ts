@@ -12,6 +12,7 @@ import { readProcessEntries } from '../../src/source/procfs.js';
 import { snapshot } from '../../src/snapshot/snapshot.js';
 import { runCli } from '../helpers/cli.js';
 import { expectNothingLeft, isRoot } from '../helpers/kernel.js';
+import { slow } from '../helpers/slow.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const schema = JSON.parse(readFileSync(join(root, 'schema', 'snapshot-2.json'), 'utf8')) as object;
@@ -48,7 +49,7 @@ function reuseDuringSnapshot(maxAttempts: number, withhold?: 'withhold-new' | 'w
   const probe = join(root, 'test', 'helpers', 'reuse-during-snapshot.mjs');
   const result = spawnSync('unshare', ['-pfm', '--mount-proc', process.execPath, probe, String(maxAttempts), ...(withhold ? [withhold] : [])], {
     encoding: 'utf8',
-    timeout: 60_000,
+    timeout: slow(60_000),
   });
   if (result.status !== 0) throw new Error(`reuse probe failed: ${result.stderr}`);
   return JSON.parse(result.stdout) as ReuseReport;
