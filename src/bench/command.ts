@@ -16,7 +16,7 @@ import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, s
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fsError, PidgenError, UsageError } from '../errors.js';
-import { kernelAtLeast, kernelVersion } from '../host/kernel.js';
+import { bpfGuardKernelGap, kernelAtLeast, kernelVersion } from '../host/kernel.js';
 import { writeFileAtomic } from '../output/atomic-write.js';
 import { packageRoot, packageVersion } from '../package.js';
 import type { SnapshotSource } from '../model/snapshot.js';
@@ -24,9 +24,9 @@ import { compileHelpers } from './helpers.js';
 import type { ForkReply, ScanJob, ScanReply } from './job.js';
 import { machineFacts } from './machine.js';
 import { BUILT_BENCH_DIR, INSIDE_SCRIPT, NamespaceRun } from './namespace.js';
-import { BENCH_SCHEMA, evaluateTargets, type BenchResults, type ForkPathResult, type ScanResult } from './results.js';
+import { BENCH_SCHEMA, evaluateTargets, type BenchResults, type ForkNoGuardResult, type ForkPathResult, type ScanResult } from './results.js';
 import { renderChart } from './svg.js';
-import { renderReport } from './table.js';
+import { formatNumber, renderReport } from './table.js';
 
 /**
  * `pidgen bench` options, as the CLI passes them (all optional; defaults
@@ -216,11 +216,20 @@ export async function runBenchCommand(options: BenchCommandOptions, out: (text: 
     }
 
     let forkPath: ForkPathResult | null = null;
+    let noGuardFork: ForkNoGuardResult | undefined;
     if (settings.forks > 0) {
-      progress(`fork path: ${settings.forks} fork+exit+wait per run; no guard, idle guard, logging guard, taking turns`);
+      const gap = bpfGuardKernelGap();
+      progress(`fork path: ${settings.forks} fork+exit+wait per run; ${gap ? `no guard only (${gap})` : 'no guard, idle guard, logging guard, taking turns'}`);
       current = NamespaceRun.start({ mode: 'fork', forks: settings.forks, runs: settings.runs, helpers }, 'fork benchmark');
       const reply = (await current.reply()) as ForkReply;
-      forkPath = reply.result;
+      if ('noGuardOnly' in reply) {
+        const fork = reply.noGuardOnly;
+        noGuardFork = fork;
+        const median = formatNumber(fork.noGuard.median / 1e3);
+        notes.push(`fork path: only "no guard" was measured (${median} µs per fork+exit+wait, median): the idle and logging rows are missing because ${fork.guardMissing}`);
+      } else {
+        forkPath = reply.result;
+      }
       notes.push(...reply.notes);
     }
 
@@ -263,7 +272,8 @@ export async function runBenchCommand(options: BenchCommandOptions, out: (text: 
       settings: { tasks: settings.tasks, threadsPerProcess: settings.threadsPerProcess, runs: settings.runs, forks: settings.forks },
       scans,
       forkPath,
-      targets: evaluateTargets(scans, forkPath),
+      ...(noGuardFork ? { forkPathNoGuard: noGuardFork } : {}),
+      targets: evaluateTargets(scans, forkPath, noGuardFork),
       notes,
     };
     out(renderReport(results));

@@ -12,6 +12,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Guard } from '../guard/guard.js';
+import { bpfGuardKernelGap } from '../host/kernel.js';
 import { readPidMax } from '../host/pidns.js';
 import type { SnapshotSource } from '../model/snapshot.js';
 import type { ForkJob, ForkReply, Job, ScanJob, ScanReply } from './job.js';
@@ -23,6 +24,15 @@ const TOOL_TIMEOUT_MS = 10 * 60_000;
 const POPULATION_TIMEOUT_MS = 5 * 60_000;
 
 const PS_FIELDS = 'pid,tid,ppid,stat,comm,args';
+
+/**
+ * Why no BPF guard loads on this kernel (Linux < 5.12), or undefined. There
+ * the pidgen rows use the cursor guard, as `--guard auto` would, and the
+ * fork path has no guard to measure.
+ */
+const guardGap = bpfGuardKernelGap();
+/** The guard the pidgen rows take their snapshots with. */
+const ROW_GUARD = guardGap ? 'cursor' : 'bpf';
 
 function progress(text: string): void {
   process.stderr.write(`pidgen bench: ${text}\n`);
@@ -94,7 +104,7 @@ function sourceLabel(source: SnapshotSource): string {
   return `pidgen ${source}`;
 }
 
-/** `pidgen snapshot --source SOURCE --guard bpf --format json` as a process. */
+/** `pidgen snapshot --source SOURCE --guard bpf --format json` as a process (`--guard cursor` before 5.12). */
 function cliTool(job: ScanJob, source: SnapshotSource, id: ToolId, what: string): Tool {
   return {
     id,
@@ -105,7 +115,7 @@ function cliTool(job: ScanJob, source: SnapshotSource, id: ToolId, what: string)
       // JSON to stdout, which runstat sends to /dev/null. Not `-o /dev/null`:
       // -o writes a temp file and renames it over the target.
       const stat = runMeasured(job.helpers.runstat, '/dev/null', job.node, [
-        job.cli, 'snapshot', '--source', source, '--guard', 'bpf', '--format', 'json',
+        job.cli, 'snapshot', '--source', source, '--guard', ROW_GUARD, '--format', 'json',
       ]);
       if (stat.exitCode === 2) throw new Unavailable(`the CLI refused --source ${source}: ${firstLine(stat.stderr)}`);
       if (stat.exitCode !== 0) throw new Error(`pidgen snapshot exited with ${stat.exitCode}: ${firstLine(stat.stderr)}`);
@@ -334,6 +344,7 @@ async function runScan(job: ScanJob): Promise<ScanReply> {
   const notes: string[] = [];
   const pidMaxNote = ensurePidMax(job.processes * job.threadsPerProcess);
   if (pidMaxNote) notes.push(pidMaxNote);
+  if (guardGap) notes.push(`no BPF guard loads here (${guardGap}): the pidgen rows take their snapshots with the cursor guard`);
 
   const populationTasks = job.processes * job.threadsPerProcess;
   progress(`${count(job.tasks)} tasks: creating ${count(job.processes)} processes × ${job.threadsPerProcess} threads`);
@@ -391,7 +402,7 @@ async function runScan(job: ScanJob): Promise<ScanReply> {
     if (typeof measured === 'string') notes.push(`the CLI's steps were not measured: ${measured}`);
     else steps = measured;
     const pinned = cliTool(job, 'bpf-iter', 'pidgen-bpf-iter-cli-pinned', '`pidgen snapshot` process, after `pidgen pin`');
-    const why = bpffsProblem ?? pinCommand(job, 'pin');
+    const why = bpffsProblem ?? (guardGap ? `\`pidgen pin\` needs the BPF guard: ${guardGap}` : pinCommand(job, 'pin'));
     if (why) skipped.push({ id: pinned.id, label: `${pinned.label} (${pinned.what})`, reason: why });
     else {
       try {
@@ -521,7 +532,8 @@ function withGuard<T>(state: GuardState, body: () => T): { value: T; attach?: st
 }
 
 function runForkPath(job: ForkJob): ForkReply {
-  const states: GuardState[] = ['none', 'idle', 'logging'];
+  // Before 5.12 no guard loads: "no guard" is all there is to time.
+  const states: GuardState[] = guardGap ? ['none'] : ['none', 'idle', 'logging'];
   const samples: Record<GuardState, number[]> = { none: [], idle: [], logging: [] };
   let attach = '';
   let logDrops = 0n;
@@ -538,9 +550,21 @@ function runForkPath(job: ForkJob): ForkReply {
     process.stderr.write('\n');
   }
 
+  const notes: string[] = [];
+  if (existsSync('/sys/fs/bpf/pidgen/meta')) {
+    notes.push('a pinned pidgen counter (`pidgen pin`) is attached on this host, so "no guard" includes its cost too');
+  }
+  if (guardGap) {
+    progress(`fork path: only "no guard" was measured: ${guardGap}`);
+    return {
+      mode: 'fork',
+      noGuardOnly: { forksPerRun: job.forks, runs: job.runs, pinnedToOneCpu: true, noGuard: summarize(samples.none), guardMissing: guardGap },
+      notes,
+    };
+  }
+
   // The kernel's own account of the programs' run time: exact where the
   // paired timing above is at the mercy of the machine's noise.
-  const notes: string[] = [];
   let programNsPerRun: ForkPathResult['programNsPerRun'] = null;
   try {
     const forks = Math.min(job.forks, 2000);
@@ -555,9 +579,6 @@ function runForkPath(job: ForkJob): ForkReply {
     }
   } catch (error) {
     notes.push(`BPF run-time statistics unavailable: ${(error as Error).message}`);
-  }
-  if (existsSync('/sys/fs/bpf/pidgen/meta')) {
-    notes.push('a pinned pidgen counter (`pidgen pin`) is attached on this host, so "no guard" includes its cost too');
   }
   return {
     mode: 'fork',

@@ -6,7 +6,7 @@
  */
 import type { SnapshotSource } from '../model/snapshot.js';
 import type { BenchHelpers } from './helpers.js';
-import type { ForkPathResult, ScanResult } from './results.js';
+import type { ForkNoGuardResult, ForkPathResult, ScanResult } from './results.js';
 
 /**
  * snapshot() calls a library row's process makes after its first (cold) one
@@ -62,10 +62,7 @@ export interface ScanReply {
   pidgenFailed: boolean;
 }
 
-export interface ForkReply {
-  mode: 'fork';
-  result: ForkPathResult;
-  notes: string[];
-}
+/** `result` with all three rows; `noGuardOnly` where no BPF guard loads (Linux < 5.12). */
+export type ForkReply = { mode: 'fork'; notes: string[] } & ({ result: ForkPathResult } | { noGuardOnly: ForkNoGuardResult });
 
 export type Reply = ScanReply | ForkReply;

@@ -176,11 +176,27 @@ export interface BenchResults {
   loadAverage: { atStart: [number, number, number]; atEnd: [number, number, number] };
   settings: { tasks: number[]; threadsPerProcess: number; runs: number; forks: number };
   scans: ScanResult[];
-  /** null when the fork benchmark was skipped (`--forks 0`). */
+  /** null when the fork benchmark was skipped (`--forks 0`), or when no BPF guard loads (then see forkPathNoGuard). */
   forkPath: ForkPathResult | null;
+  /** The fork path on a kernel where no BPF guard loads: "no guard" alone, and why. */
+  forkPathNoGuard?: ForkNoGuardResult;
   targets: TargetResult[];
   /** Things a reader of the numbers should know (e.g. a pinned guard was used). */
   notes: string[];
+}
+
+/**
+ * The fork path where no BPF guard loads (Linux < 5.12): only "no guard"
+ * can be timed, and `guardMissing` says why the idle and logging rows are
+ * not there.
+ */
+export interface ForkNoGuardResult {
+  forksPerRun: number;
+  runs: number;
+  pinnedToOneCpu: boolean;
+  /** Nanoseconds per fork+exit+wait, no guard loaded. */
+  noGuard: Summary;
+  guardMissing: string;
 }
 
 /** Where the issue sets the speed targets and the memory target. */
@@ -221,7 +237,11 @@ function whyMissing(scan: ScanResult, id: ToolId): string {
 }
 
 /** Judges the issues' targets. They are reported, never asserted. */
-export function evaluateTargets(scans: readonly ScanResult[], forkPath: ForkPathResult | null): TargetResult[] {
+export function evaluateTargets(
+  scans: readonly ScanResult[],
+  forkPath: ForkPathResult | null,
+  forkPathNoGuard?: ForkNoGuardResult,
+): TargetResult[] {
   const targets: TargetResult[] = [];
   const speed = scanNear(scans, SPEED_TARGET_TASKS);
 
@@ -328,7 +348,9 @@ export function evaluateTargets(scans: readonly ScanResult[], forkPath: ForkPath
 
   {
     const description = `BPF guard overhead on fork+exit+wait at most ${GUARD_OVERHEAD_TARGET * 100}% (guard attached, idle)`;
-    if (!forkPath) {
+    if (forkPathNoGuard) {
+      targets.push({ id: 'guard-fork-overhead', description, measured: `no BPF guard loads here: ${forkPathNoGuard.guardMissing}`, status: 'not measured' });
+    } else if (!forkPath) {
       targets.push({ id: 'guard-fork-overhead', description, measured: 'fork benchmark skipped (--forks 0)', status: 'not measured' });
     } else {
       const program = forkPath.programNsPerRun;

@@ -90,7 +90,8 @@ async function library(source: SnapshotSource): Promise<void> {
   const { snapshot } = await import('../snapshot/snapshot.js');
   const { Guard } = await import('../guard/guard.js');
   const { TaskIterator } = await import('../iter/task-iter.js');
-  const guard = Guard.open({ pinned: 'never' });
+  // Before 5.12 no BPF guard loads: the cursor guard, as `--guard auto` would take.
+  const guard = (await import('../host/kernel.js')).bpfGuardKernelGap() ? undefined : Guard.open({ pinned: 'never' });
   let iterator: TaskIterator | undefined;
   try {
     let openNs: number | undefined;
@@ -105,7 +106,7 @@ async function library(source: SnapshotSource): Promise<void> {
       }
       openNs = since(start);
     }
-    const options = { guard, source: iterator ?? source, threads: true } as const;
+    const options = { guard: guard ?? 'cursor', source: iterator ?? source, threads: true } as const;
     const t0 = nowNs();
     await snapshot(options);
     const firstCallNs = since(t0);
@@ -137,7 +138,7 @@ async function library(source: SnapshotSource): Promise<void> {
       coherent: result.coherent,
       attempts: result.attempts,
       source: result.source,
-      attach: guard.attach,
+      attach: guard?.attach ?? 'cursor',
     });
   } catch (error) {
     // UsageError: this pidgen does not offer the source (yet). Anything else
@@ -147,7 +148,7 @@ async function library(source: SnapshotSource): Promise<void> {
     else throw error;
   } finally {
     iterator?.close();
-    guard.close();
+    guard?.close();
   }
 }
 
@@ -160,9 +161,11 @@ async function cliPhases(): Promise<void> {
   const { snapshot } = await import('../snapshot/snapshot.js');
   const { toJSON } = await import('../output/json.js');
   const importNs = since(t0);
+  // Loaded already by the snapshot module: before 5.12, the cursor guard.
+  const guard = (await import('../host/kernel.js')).bpfGuardKernelGap() ? 'cursor' : 'bpf';
   const profile = startProfile();
   const t1 = nowNs();
-  const result = await snapshot({ guard: 'bpf', source: 'bpf-iter', threads: true });
+  const result = await snapshot({ guard, source: 'bpf-iter', threads: true });
   const snapshotNs = since(t1);
   stopProfile();
   const t2 = nowNs();

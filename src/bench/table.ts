@@ -1,5 +1,5 @@
 /** `pidgen bench`'s report: Markdown tables, readable in a terminal and pasteable into a README. */
-import { signedPercent, type BenchResults, type ForkPathResult, type Machine, type ScanResult, type TargetStatus } from './results.js';
+import { signedPercent, type BenchResults, type ForkNoGuardResult, type ForkPathResult, type Machine, type ScanResult, type TargetStatus } from './results.js';
 import { LIBRARY_CALLS } from './job.js';
 
 /** Column headers of a scan table, in order. */
@@ -76,6 +76,17 @@ export function scanSection(scan: ScanResult): string {
   const notes = scan.tools.flatMap((t) => (t.notes ?? []).map((note) => `${t.label} (${t.what}): ${note}`));
   if (notes.length) text += '\n' + notes.map((note) => `- ${note}\n`).join('');
   return text;
+}
+
+/** The fork-path section where only "no guard" could be measured: its one row, and why the others are missing. */
+export function forkNoGuardSection(fork: ForkNoGuardResult): string {
+  const us = (ns: number) => formatNumber(ns / 1e3);
+  const row = ['none', us(fork.noGuard.median), `${us(fork.noGuard.min)}–${us(fork.noGuard.max)}`, '1.000'];
+  return (
+    `### Guard overhead on fork+exit+wait (${count(fork.forksPerRun)} forks per run, ${fork.runs} run${fork.runs === 1 ? '' : 's'})\n\n` +
+    markdownTable(FORK_COLUMNS, [row], 1) +
+    `\nOnly "none" was measured${fork.pinnedToOneCpu ? ' (forkbench pinned to one CPU)' : ''}: the idle and logging rows are missing because ${fork.guardMissing}.\n`
+  );
 }
 
 export function forkSection(fork: ForkPathResult): string {
@@ -182,6 +193,7 @@ export function renderReport(results: BenchResults): string {
     `a library row's process made one cold snapshot() call, then warm-up calls, then timed calls (their median is shown), then one profiled: ${libraryCallsText()}.\n\n`;
   for (const scan of results.scans) text += scanSection(scan) + breakdownSection(scan) + '\n';
   if (results.forkPath) text += forkSection(results.forkPath) + '\n';
+  else if (results.forkPathNoGuard) text += forkNoGuardSection(results.forkPathNoGuard) + '\n';
   text += '### Targets\n\n';
   text += markdownTable(
     TARGET_COLUMNS,

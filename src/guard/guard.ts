@@ -11,10 +11,10 @@
  * ({@link Guard.beginAllocationLog}) names every number handed out, which is
  * what snapshots decide with.
  */
-import { existsSync } from 'node:fs';
-import { PidgenError } from '../errors.js';
+import { existsSync, statSync } from 'node:fs';
+import { fsError, PidgenError } from '../errors.js';
 import { canLoadTracingBpf, effectiveCapabilities, missingBpfCapabilities } from '../host/capabilities.js';
-import { hasVmlinuxBtf, VMLINUX_BTF_PATH } from '../host/kernel.js';
+import { bpfGuardKernelGap, hasVmlinuxBtf, VMLINUX_BTF_PATH } from '../host/kernel.js';
 import { ownPidNamespace, procPidNamespace, readNsLastPid } from '../host/pidns.js';
 import {
   ATTACH,
@@ -60,7 +60,9 @@ export interface GuardOptions {
    * The counter `pidgen pin` keeps in bpffs: `'auto'` uses it when it
    * exists and loads nothing then; `'never'` always loads a private one;
    * `'only'` uses the pin or fails. Default `'auto'`, or `'never'` when
-   * `attach` names an attach point.
+   * `attach` names an attach point. A pin directory that root does not own,
+   * or that its group or others can write, is never used: `'auto'` loads a
+   * private guard then, and `'only'` throws `EPERM`.
    */
   pinned?: 'auto' | 'never' | 'only';
   /** Pin directory. Default `/sys/fs/bpf/pidgen`. */
@@ -257,7 +259,9 @@ export class Guard implements Disposable {
   /**
    * Loads and attaches the counter, trying attach points in order.
    * Throws {@link PidgenError}: `EPERM` without privileges, `ENOBTF` without
-   * kernel BTF, `ENOATTACH` when every attach point was refused.
+   * kernel BTF, `ENOATTACH` when every attach point was refused (with the
+   * reason when this kernel is older than the BPF guard needs), `EPERM` for
+   * `pinned: 'only'` and an untrusted pin directory.
    */
   static open(options: GuardOptions = {}): Guard {
     const kinds = attachList(options.attach);
@@ -267,7 +271,20 @@ export class Guard implements Disposable {
     // attached wherever it was, would not honour the request.
     const explicitAttach = options.attach !== undefined && options.attach !== 'auto';
     const pinnedMode = options.pinned ?? (explicitAttach ? 'never' : 'auto');
-    const usePin = pinnedMode !== 'never' && existsSync(`${pinDir}/${PIN_NAMES.meta}`);
+    const pinExists = pinnedMode !== 'never' && existsSync(`${pinDir}/${PIN_NAMES.meta}`);
+    // bpffs is mode 1777: anyone who may create BPF maps could plant a
+    // "pin" there whose counters never move. Use only a root-owned one.
+    const distrust = pinExists ? pinDirDistrust(pinDir) : undefined;
+    if (distrust && pinnedMode === 'only') {
+      throw new PidgenError(`open pinned guard ${pinDir}: the directory is ${distrust}, so its pins cannot be trusted`, {
+        code: 'EPERM',
+        op: 'open pinned guard',
+        target: pinDir,
+        hint: `see what it holds (ls -la ${pinDir}), remove it as root (rm -r ${pinDir}), then run \`pidgen pin\``,
+      });
+    }
+    // 'auto' loads a private guard instead, as if nothing were pinned.
+    const usePin = pinExists && !distrust;
     if (pinnedMode === 'only' && !usePin) {
       throw new PidgenError(`open pinned guard: nothing pinned at ${pinDir}`, {
         code: 'ENOENT',
@@ -318,13 +335,18 @@ export class Guard implements Disposable {
       }
     }
     if (!handle) {
+      // The verifier says EINVAL for an instruction it does not know; on a
+      // kernel older than the BPF guard needs, that is the reason.
+      const gap = refused.every((r) => r.code === 'EINVAL') ? bpfGuardKernelGap() : undefined;
       throw new PidgenError(
-        `open guard: every attach point was refused: ${refused.map((r) => `${r.attach} (${r.code})`).join(', ')}`,
+        `open guard: every attach point was refused: ${refused.map((r) => `${r.attach} (${r.code})`).join(', ')}${gap ? `: ${gap}` : ''}`,
         {
           code: 'ENOATTACH',
           op: 'attach',
           target: refused.map((r) => r.attach).join(', '),
-          hint: '`pidgen doctor` shows what this host supports; run with --verbose for the verifier log',
+          hint: gap
+            ? "no BPF guard loads on this kernel; snapshots can use the cursor guard (`pidgen snapshot --guard cursor`, or the default --guard auto, which falls back to it; snapshot({ guard: 'cursor' }) in the library)"
+            : '`pidgen doctor` shows what this host supports; run with --verbose for the verifier log',
           ...(lastLog ? { log: lastLog } : {}),
         },
       );
@@ -466,6 +488,26 @@ export class Guard implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/**
+ * Why a pin directory must not be trusted ("owned by uid 65534, mode 0755,
+ * not owned by root"), or undefined for one that root owns and alone can
+ * write. The rule is src/pin/owner.ts's (untrustedBecause), which `pidgen
+ * pin`, `unpin`, `status` and doctor apply; it is restated here because
+ * pin/ imports guard/, and guard/ importing pin/ would make the two rooms
+ * import each other.
+ */
+function pinDirDistrust(dir: string): string | undefined {
+  let stat;
+  try {
+    stat = statSync(dir);
+  } catch (error) {
+    throw fsError('stat', dir, error);
+  }
+  const mode = stat.mode & 0o7777;
+  const why = stat.uid !== 0 ? 'not owned by root' : mode & 0o022 ? `writable by ${mode & 0o002 ? 'others' : 'its group'}` : undefined;
+  return why && `owned by uid ${stat.uid}, mode ${mode.toString(8).padStart(4, '0')}, ${why}`;
 }
 
 /** Waits (blocking, briefly) for the pinned log's lock; see beginAllocationLog. */

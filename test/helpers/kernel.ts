@@ -1,6 +1,7 @@
 // What the real kernel holds of ours, seen through bpftool, independently of
 // pidgen's own code.
 import { execFileSync } from 'node:child_process';
+import { slow } from './slow.js';
 
 export const isRoot = process.getuid?.() === 0;
 
@@ -35,7 +36,7 @@ export function pidgenKernelObjects(): { progs: string[]; links: number[]; maps:
  * Waits until the kernel has released pidgen's objects. Freeing a closed
  * program is deferred (RCU), so "gone" may take a moment after close.
  */
-export async function expectNothingLeft(timeoutMs = 5_000): Promise<{ progs: string[]; links: number[]; maps: string[] }> {
+export async function expectNothingLeft(timeoutMs = slow(5_000)): Promise<{ progs: string[]; links: number[]; maps: string[] }> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const left = pidgenKernelObjects();

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { TestContext } from 'vitest';
 import { kernelAtLeast, kernelVersion } from '../../src/host/kernel.js';
+import { slow } from './slow.js';
 
 /** What a fork loop saw of one namespace's PID numbers. */
 export interface Observed {
@@ -64,7 +65,7 @@ echo "${label}_outer wraps=$owraps first=$ofirst last=$oprev"
 export function runInChildPidNs(script: string): string {
   const result = spawnSync('unshare', ['-pfm', '--mount-proc', 'bash', '-euc', script], {
     encoding: 'utf8',
-    timeout: 300_000,
+    timeout: slow(300_000),
   });
   if (result.status !== 0) {
     throw new Error(`unshare run failed (status ${result.status}, signal ${result.signal}): ${result.stderr}`);
@@ -144,6 +145,16 @@ export async function withSmallPidMax<T>(ctx: TestContext, body: () => T | Promi
     ctx.skip(smallPidMax.reason);
     return undefined;
   }
+  return restoringPidMax(body);
+}
+
+/**
+ * withSmallPidMax for a hook, which has no test context to skip with: the
+ * caller skips its tests with smallPidMax.reason where smallPidMax.how is
+ * 'none', and this refuses to run the body there.
+ */
+export async function restoringPidMax<T>(body: () => T | Promise<T>): Promise<T> {
+  if (smallPidMax.how === 'none') throw new Error(`refusing to lower pid_max here: ${smallPidMax.reason}`);
   if (smallPidMax.how === 'namespace') return body();
   const saved = readFileSync(PID_MAX, 'utf8').trim();
   try {

@@ -15,6 +15,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { bpftraceSkipReason, wrapper } from '../helpers/bpftrace.js';
+import { slow } from '../helpers/slow.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const scripts = readdirSync(join(root, 'bpf'))
@@ -44,7 +45,7 @@ function tracefsMounted(): boolean {
 }
 
 function runWrapper(args: string[]) {
-  return spawnSync(wrapper, args, { encoding: 'utf8', timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
+  return spawnSync(wrapper, args, { encoding: 'utf8', timeout: slow(60_000), maxBuffer: 64 * 1024 * 1024 });
 }
 
 describe('bpftrace scripts bpf/*.bt (the [kernel] ones need bpftrace and root)', () => {

@@ -103,7 +103,8 @@ describe('[kernel] pidgen gen before Linux 5.12', () => {
     const result = runCli(['gen']);
     expect(result.status).toBe(1);
     expect(result.stdout).toBe('');
-    expect(result.stderr).toMatch(/^pidgen: open guard: every attach point was refused: .*\(EINVAL\)\nhint: .*pidgen doctor/);
+    expect(result.stderr).toMatch(/^pidgen: open guard: every attach point was refused: .*\(EINVAL\): (.*)\nhint: .*use the cursor guard/);
+    expect(result.stderr).toContain(`(EINVAL): ${gap}\n`);
     expect(result.stderr).not.toMatch(/\n\s+at /);
   });
 });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isRoot } from '../helpers/kernel.js';
 import { withSmallPidMax } from '../helpers/pidns.js';
+import { slow } from '../helpers/slow.js';
 
 interface Run {
   rollovers: { afterNs: string; beforeNs: string }[];
@@ -19,7 +20,7 @@ describe.runIf(isRoot)('[kernel] cursor guard (unprivileged)', () => {
     const result = spawnSync(
       'unshare',
       ['-pfm', '--mount-proc', 'bash', '-c', `echo 400 > /proc/sys/kernel/pid_max && exec ${process.execPath} ${runner} 80 4000`],
-      { encoding: 'utf8', timeout: 240_000 },
+      { encoding: 'utf8', timeout: slow(240_000) },
     );
     expect(result.status, result.stderr).toBe(0);
     const run = JSON.parse(result.stdout) as Run;

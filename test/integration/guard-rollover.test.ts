@@ -60,7 +60,17 @@ describe.runIf(isRoot)('[kernel] generation counter under forced rollovers', () 
   it('where the kernel lacks the BPF atomics (< 5.12), every attach point is refused with EINVAL and a clear error', (ctx) => {
     if (!gap) ctx.skip('this kernel has BPF atomic xchg (>= 5.12)');
     expect(kinds).toEqual([]);
-    expect(() => Guard.open()).toThrow(/open guard: every attach point was refused: fexit\/alloc_pid \(EINVAL\), tp_btf\/task_newtask \(EINVAL\), raw_tp\/task_newtask \(EINVAL\)/);
+    let error: unknown;
+    try {
+      Guard.open().close();
+    } catch (e) {
+      error = e;
+    }
+    // The message says why (the kernel's gap), and the hint what to use instead.
+    expect((error as Error).message).toBe(
+      `open guard: every attach point was refused: fexit/alloc_pid (EINVAL), tp_btf/task_newtask (EINVAL), raw_tp/task_newtask (EINVAL): ${gap}`,
+    );
+    expect(error).toMatchObject({ code: 'ENOATTACH', hint: expect.stringMatching(/use the cursor guard/) });
   });
 
   describe.each(kinds)('attached via %s', (kind) => {

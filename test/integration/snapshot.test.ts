@@ -6,11 +6,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { bpfGuardKernelGap } from '../../src/host/kernel.js';
 import { readProcessEntries } from '../../src/source/procfs.js';
 import { snapshot } from '../../src/snapshot/snapshot.js';
 import { runCli } from '../helpers/cli.js';
 import { expectNothingLeft, isRoot } from '../helpers/kernel.js';
+import { slow } from '../helpers/slow.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const schema = JSON.parse(readFileSync(join(root, 'schema', 'snapshot-2.json'), 'utf8')) as object;
@@ -23,26 +25,44 @@ interface ReuseReport {
   snapshot: {
     coherent: boolean;
     attempts: number;
+    window: { startNs: string; endNs: string };
+    guard: { kind: string; attach?: string };
     reused: { pid: number; atNs: string; holder?: number }[];
     exited: { pid: number; tid: number; comm: string; startNs: string; exitNs: string }[];
-    processes: { pid: number; comm: string; startNs: string; startExact: boolean }[];
+    processes: { pid: number; comm: string; startNs: string; startExact: boolean; pidfdIno?: string }[];
     stats: { repaired: number };
   };
 }
+
+/** /proc's start times are clock ticks (USER_HZ 100): 10 ms in nanoseconds. */
+const TICK_NS = 10_000_000n;
+
+/**
+ * The attach points whose log records carry the new task's own start time:
+ * the task_newtask hooks. fexit/alloc_pid runs before the task exists, so
+ * its records carry the allocation time (exactStart false).
+ */
+const logsTaskStart = (attach: string | undefined): boolean => /\/task_newtask$/.test(attach ?? '');
 
 /** Kills a process the walk saw and hands its PID to a new one, inside the window. */
 function reuseDuringSnapshot(maxAttempts: number, withhold?: 'withhold-new' | 'withhold-both'): ReuseReport {
   const probe = join(root, 'test', 'helpers', 'reuse-during-snapshot.mjs');
   const result = spawnSync('unshare', ['-pfm', '--mount-proc', process.execPath, probe, String(maxAttempts), ...(withhold ? [withhold] : [])], {
     encoding: 'utf8',
-    timeout: 60_000,
+    timeout: slow(60_000),
   });
   if (result.status !== 0) throw new Error(`reuse probe failed: ${result.stderr}`);
   return JSON.parse(result.stdout) as ReuseReport;
 }
 
 describe.runIf(isRoot)('[kernel] exact repair', () => {
-  it('a PID reused between the walk and the checkpoint is found from the log, re-read alone, and listed in reused with the new task\'s exact start', () => {
+  // Every test here takes its snapshot with guard 'bpf'.
+  const gap = bpfGuardKernelGap();
+  beforeEach((ctx) => {
+    if (gap) ctx.skip(gap);
+  });
+
+  it('a PID reused between the walk and the checkpoint is found from the log, re-read alone, and listed in reused, with the new task\'s exact start where the attach point logs it', () => {
     const report = reuseDuringSnapshot(3);
     const snap = report.snapshot;
     // The setup really reused the number.
@@ -52,11 +72,31 @@ describe.runIf(isRoot)('[kernel] exact repair', () => {
     // Only that one process was re-read, not the whole /proc.
     expect(snap.stats.repaired).toBe(1);
     const entry = snap.processes.find((p) => p.pid === report.oldPid);
-    expect(entry?.startExact).toBe(true);
-    // The entry now describes the new task: its exact start matches /proc's ticks.
-    expect(BigInt(entry!.startNs) / 10_000_000n).toBe(BigInt(report.freshStartTicks));
+    expect(entry).toBeDefined();
+    // The entry now describes the new task: its start matches /proc's ticks.
+    expect(BigInt(entry!.startNs) / TICK_NS).toBe(BigInt(report.freshStartTicks));
+    // The re-read comes from /proc (ticks). The log's start is taken as exact
+    // only where the attach point logs the task's own start_boottime and the
+    // pidfs inode (6.9+) proves the record is this very task.
+    const exact = logsTaskStart(snap.guard.attach) && entry!.pidfdIno !== undefined;
+    expect(entry!.startExact, `attach ${snap.guard.attach}, pidfdIno ${entry!.pidfdIno}`).toBe(exact);
+    const [handOver] = snap.reused;
     // The log also saw who forked it: the probe, PID 1 of its namespace.
-    expect(snap.reused).toEqual([{ pid: report.oldPid, atNs: entry!.startNs, holder: report.oldPid, creator: { pid: 1, tid: 1 } }]);
+    expect(snap.reused).toEqual([{ pid: report.oldPid, atNs: handOver!.atNs, holder: report.oldPid, creator: { pid: 1, tid: 1 } }]);
+    if (exact) {
+      // The hand-over happened when the new task started.
+      expect(handOver!.atNs).toBe(entry!.startNs);
+    } else {
+      // Never falsely exact: a tick-precision start, as /proc gave it.
+      expect(BigInt(entry!.startNs) % TICK_NS).toBe(0n);
+      // The hand-over time is the log's: inside the window, and no later
+      // than the tick the new task started in (fexit logs the allocation,
+      // a few microseconds before the task's start).
+      const atNs = BigInt(handOver!.atNs);
+      expect(atNs).toBeGreaterThanOrEqual(BigInt(snap.window.startNs));
+      expect(atNs).toBeLessThanOrEqual(BigInt(snap.window.endNs));
+      expect(atNs).toBeLessThan((BigInt(report.freshStartTicks) + 1n) * TICK_NS);
+    }
     // The old task came from before the window and died in it: listed as exited.
     expect(snap.exited).toEqual([expect.objectContaining({ pid: report.oldPid, tid: report.oldPid, comm: 'sleep' })]);
   });
@@ -70,7 +110,7 @@ describe.runIf(isRoot)('[kernel] exact repair', () => {
     // Whatever is listed under the number, it is not the old task: the old
     // task's exit record (written before its PID was freed) made the last
     // checkpoint re-read it, and it was gone.
-    if (entry) expect(BigInt(entry.startNs) / 10_000_000n).toBe(BigInt(report.freshStartTicks));
+    if (entry) expect(BigInt(entry.startNs) / TICK_NS).toBe(BigInt(report.freshStartTicks));
     expect(snap.exited.map((t) => t.tid)).toContain(report.oldPid);
   });
 
@@ -78,7 +118,7 @@ describe.runIf(isRoot)('[kernel] exact repair', () => {
     const report = reuseDuringSnapshot(3, 'withhold-both');
     const entry = report.snapshot.processes.find((p) => p.pid === report.oldPid);
     expect(entry).toBeDefined();
-    expect(BigInt(entry!.startNs) / 10_000_000n).not.toBe(BigInt(report.freshStartTicks));
+    expect(BigInt(entry!.startNs) / TICK_NS).not.toBe(BigInt(report.freshStartTicks));
     expect(report.snapshot.reused).toEqual([]);
   });
 

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { kernelAtLeast, kernelVersion } from '../../src/host/kernel.js';
 import type { ProcessJson, SnapshotJson } from '../../src/output/json.js';
 import { isRoot } from '../helpers/kernel.js';
+import { slow } from '../helpers/slow.js';
 
 const TICK = 10_000_000n;
 
@@ -36,7 +37,7 @@ describe.runIf(isRoot)('[kernel] bpf-iter and procfs parity', () => {
       'sleep 0.5',
       `${process.execPath} ${probe}`,
     ].join('\n');
-    const result = spawnSync('unshare', ['-pfm', '--mount-proc', 'bash', '-c', tree], { encoding: 'utf8', timeout: 60_000 });
+    const result = spawnSync('unshare', ['-pfm', '--mount-proc', 'bash', '-c', tree], { encoding: 'utf8', timeout: slow(60_000) });
     expect(result.status, result.stderr).toBe(0);
     const run = JSON.parse(result.stdout) as { self: number; iter: SnapshotJson; procfs: SnapshotJson };
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readProcessEntries } from '../../src/source/procfs.js';
+import { slow } from '../helpers/slow.js';
 
 const PAIRS = 300;
 const ROUNDS = 40;
@@ -58,5 +59,5 @@ describe('[kernel] thread listing while threads exit', () => {
     } finally {
       child.kill('SIGKILL');
     }
-  }, 120_000);
+  }, slow(120_000));
 });

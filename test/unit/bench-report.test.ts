@@ -159,6 +159,20 @@ describe('the Markdown report', () => {
     expect(report).toContain("pidgen's programs themselves (the counter on task creation and the exit logger) run 0.800 µs per fork+exit idle (+0.8% of a fork)");
   });
 
+  it('where no BPF guard loads (before 5.12), has the fork-path table with "none" alone, says why, and does not judge the overhead', () => {
+    const gap = 'the BPF guard needs Linux 5.12 or newer (BPF atomics); this is 5.10.0';
+    const fork = { forksPerRun: 4000, runs: 3, pinnedToOneCpu: true, noGuard: summarize([100_000, 101_000, 99_000]), guardMissing: gap };
+    const scans = [scan(5000, PER_TASK)];
+    const r: BenchResults = { ...results(scans, null), forkPathNoGuard: fork, targets: evaluateTargets(scans, null, fork) };
+    const text = renderReport(r);
+    const rows = tableAfter(text, '### Guard overhead');
+    expect(rows[0]).toEqual([...FORK_COLUMNS]);
+    expect(rows.slice(2).map((row) => row.slice(0, 2))).toEqual([['none', '100']]);
+    expect(text).toContain(`the idle and logging rows are missing because ${gap}.`);
+    expect(text.indexOf('### Guard overhead')).toBeLessThan(text.indexOf('### Targets'));
+    expect(r.targets.find((t) => t.id === 'guard-fork-overhead')).toMatchObject({ status: 'not measured', measured: `no BPF guard loads here: ${gap}` });
+  });
+
   it('judges every target, pass or MISS, in its own table', () => {
     const rows = tableAfter(report, '### Targets');
     expect(rows[0]).toEqual([...TARGET_COLUMNS]);
