@@ -24,8 +24,13 @@ static __always_inline struct upid *pidgen_upid_at(struct pid *pid, unsigned int
 	__u64 numbers_offset = bpf_core_field_offset(struct pid, numbers);
 	__u64 upid_size = bpf_core_type_size(struct upid);
 
-	/* The mask only shows the verifier a bound; callers check level <= 32. */
-	return (void *)pid + numbers_offset + (level & 63) * upid_size;
+	/* The masks only show the verifier bounds; callers check level <= 32,
+	 * and a upid is 16 bytes, so no offset a caller asks for changes. The
+	 * second is for 6.1's verifier, which loses the bound of the multiply
+	 * and then refuses the sum on a BTF pointer (the sleepable iterator's
+	 * direct loads): "math between ptr_ pointer and register with
+	 * unbounded min value is not allowed". */
+	return (void *)pid + numbers_offset + (((level & 63) * upid_size) & 0x3ff);
 }
 
 /*

@@ -5,7 +5,7 @@
 //
 // Usage: node scripts/build-native.mjs [--debug] [--force]
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,7 +57,17 @@ if (missing.length > 0) {
 
 // Skip when the addon is newer than every input (a second `npm ci` or
 // `scripts/setup` run costs nothing); --force rebuilds anyway.
-const inputs = ['CMakeLists.txt', 'native/CMakeLists.txt', 'native/addon.cc', 'native/loader.cc', 'native/loader.h', 'native/proc_reader.cc', 'native/proc_reader.h', 'native/task_iter.cc', 'native/task_iter.h', 'bpf/pidgen.bpf.c', 'bpf/task_iter.bpf.c', 'bpf/pidgen.h', 'bpf/core_types.h'];
+// Every source of native/ and bpf/ is an input, read from the folders so a
+// new header (bpf/core_fixes.bpf.h was once missed here) cannot be left out;
+// the bpftrace scripts are not built.
+const inputs = [
+  'CMakeLists.txt',
+  ...['native', 'bpf'].flatMap((dir) =>
+    readdirSync(join(root, dir))
+      .filter((name) => /\.(c|cc|h|txt)$/.test(name))
+      .map((name) => `${dir}/${name}`),
+  ),
+];
 if (!args.has('--force') && existsSync(addon)) {
   const built = statSync(addon).mtimeMs;
   if (inputs.every((f) => !existsSync(join(root, f)) || statSync(join(root, f)).mtimeMs <= built)) {

@@ -1,9 +1,25 @@
 // What the real kernel holds of ours, seen through bpftool, independently of
 // pidgen's own code.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { slow } from './slow.js';
 
 export const isRoot = process.getuid?.() === 0;
+
+/**
+ * Running in a guest that scripts/kernel-test booted: it puts
+ * `pidgen.throwaway_guest=1` on the kernel command line. Such a guest is
+ * thrown away afterwards (tests may change machine-wide settings there) and
+ * has no network.
+ */
+export const inThrowawayGuest = (() => {
+  try {
+    return readFileSync('/proc/cmdline', 'utf8').split(/\s+/).includes('pidgen.throwaway_guest=1');
+  } catch {
+    // No /proc/cmdline: not a guest we booted.
+    return false;
+  }
+})();
 
 interface BpftoolObject {
   id: number;

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { TestContext } from 'vitest';
 import { kernelAtLeast, kernelVersion } from '../../src/host/kernel.js';
+import { inThrowawayGuest } from './kernel.js';
 import { slow } from './slow.js';
 
 /** What a fork loop saw of one namespace's PID numbers. */
@@ -118,13 +119,7 @@ export function totalWraps(phases: readonly Observed[]): number {
  */
 export const smallPidMax: { how: 'namespace' | 'global' | 'none'; reason: string } = (() => {
   if (kernelAtLeast(kernelVersion(), 6, 14)) return { how: 'namespace', reason: '' };
-  let cmdline = '';
-  try {
-    cmdline = readFileSync('/proc/cmdline', 'utf8');
-  } catch {
-    // No /proc/cmdline: not a guest we booted.
-  }
-  if (cmdline.split(/\s+/).includes('pidgen.throwaway_guest=1')) return { how: 'global', reason: '' };
+  if (inThrowawayGuest) return { how: 'global', reason: '' };
   return {
     how: 'none',
     reason:

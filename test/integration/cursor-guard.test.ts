@@ -27,7 +27,8 @@ describe.runIf(isRoot)('[kernel] cursor guard (unprivileged)', () => {
 
     expect(run.snapshots.length).toBeGreaterThanOrEqual(80);
     expect(run.snapshots.every((s) => s.guard === 'cursor')).toBe(true);
-    // The runner goes on until it has seen 10 rollovers, or for a minute.
+    // The runner goes on until it has seen 10 rollovers, or for a minute
+    // (scaled by PIDGEN_TEST_SLOW, up to 15).
     expect(run.rollovers.length, 'rollovers the poller saw').toBeGreaterThan(3);
 
     // A rollover surely inside a window: between two poller reads that both
@@ -47,5 +48,5 @@ describe.runIf(isRoot)('[kernel] cursor guard (unprivileged)', () => {
       `[kernel] cursor guard: ${run.rollovers.length} rollovers seen by the poller; ${coherent}/${run.snapshots.length} snapshots coherent, ` +
         `${touched.length} rescanned or not coherent; reasons: ${[...new Set(run.snapshots.map((s) => s.reason).filter(Boolean))].slice(0, 2).join(' | ')}`,
     );
-  }), 250_000);
+  }), slow(250_000));
 });

@@ -277,8 +277,12 @@ int BPF_PROG(recorder_exec, struct task_struct *task, int old_pid, void *bprm)
 	return 0;
 }
 
+/* Only the task: the tracepoint gained a second argument (group_dead) in
+ * 6.x, and a tp_btf program that names an argument the kernel's tracepoint
+ * lacks is refused ("func 'sched_process_exit' doesn't have 2-th argument",
+ * seen on Debian 12's 6.1). */
 SEC("tp_btf/sched_process_exit")
-int BPF_PROG(recorder_exit, struct task_struct *task, bool group_dead)
+int BPF_PROG(recorder_exit, struct task_struct *task)
 {
 	struct task_info *info = ours(task);
 	struct recorder_event *e;
@@ -293,7 +297,6 @@ int BPF_PROG(recorder_exit, struct task_struct *task, bool group_dead)
 	if (!e)
 		return 0;
 	info->exit_ns = e->time_ns;
-	e->n1 = group_dead;
 	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
 	bpf_ringbuf_submit(e, 0);
 	return 0;

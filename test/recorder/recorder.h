@@ -31,7 +31,7 @@
  *   NEW      task_newtask     real parent's start     -                real parent tgid clone flags (low 32)
  *   RENAME   task_rename      -                       -                -                1 if a rename before was missed
  *   EXEC     exec done        -                       -                old tid (global) 1 if the tid changed
- *   EXIT     sched_process_exit -                     -                group_dead       -
+ *   EXIT     sched_process_exit -                     -                -                -
  *   WAITED   wait4 returns    that do_wait's start    -                returned pid     -
  *   END      sched_process_free  exit (0: not seen)   final switch out -                exit_code
  *
